@@ -1,0 +1,27 @@
+#!/bin/sh
+# Installs, with apt-get, whatever a fresh Debian 12 machine lacks to build,
+# test and benchmark ferry. Installs nothing when everything is present.
+set -eu
+
+# build: compiler, C library headers, cmake, make; tests: the sanitizer
+# runtimes (libasan8, libubsan1 come with libgcc-12-dev), pkg-config (the
+# install test), python3 (the
+# Python interoperability test), util-linux (setpriv, for the CLI's
+# permission test).
+PKGS="gcc libc6-dev libgcc-12-dev make cmake pkg-config python3 util-linux"
+
+missing=""
+for p in $PKGS; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+fi
+echo "install-deps: installing:$missing"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,154 @@
+/*
+ * Channel layout, version 1. It sits at the segment's user-data offset
+ * (payload FERRY_PAYLOAD_CHANNEL). Like the segment header it is a file
+ * format: fixed widths, asserted offsets; docs/design.md has the same table.
+ *
+ *   [channel header: 6 cache lines] [peer table: max_peers x 64] [ring]
+ *
+ * Everything here except the immutable first line (which a CRC covers) is
+ * written by peers while others read it: every value is validated before it
+ * is used (positions against each other and the capacity, lengths against
+ * max_msg and the ring's end), and a bad one is FERRY_ECORRUPT.
+ *
+ * Positions are 64-bit byte counts that only grow; the ring index of a
+ * position is pos & (capacity - 1). A record is a header of rec_hdr bytes
+ * (8, or 16 for broadcast, which adds a message number) and its payload,
+ * padded to rec_hdr. Records never wrap: a PAD record fills the end of the
+ * ring when the next record does not fit there.
+ */
+#ifndef FERRY_CHANNEL_H
+#define FERRY_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "atomics.h"
+#include "sync.h"
+
+#define FERRY_CHAN_MAGIC "FERRYCHN"
+#define FERRY_CHAN_VERSION 1u
+#define FERRY_CHAN_HDR_SIZE 384u
+#define FERRY_CHAN_PEER_SIZE 64u
+#define FERRY_CHAN_RING_ALIGN 4096u
+#define FERRY_CHAN_CAP_MIN 4096ull
+#define FERRY_CHAN_CAP_MAX (1ull << 32)
+#define FERRY_CHAN_CAP_DEFAULT (1ull << 20)
+#define FERRY_CHAN_PEERS_DEFAULT 64u
+
+/* Record header word: COMMIT | PAD | length (30 bits). */
+#define FERRY_REC_COMMIT 0x80000000u
+#define FERRY_REC_PAD 0x40000000u
+#define FERRY_REC_LEN_MASK 0x3fffffffu
+
+struct ferry_chan_hdr {
+  /* line 0: immutable after creation, covered by crc */
+  uint8_t magic[8];      /*   0 "FERRYCHN" */
+  uint32_t version;      /*   8 FERRY_CHAN_VERSION */
+  uint32_t kind;         /*  12 FERRY_CHANNEL_* */
+  uint64_t capacity;     /*  16 ring bytes, a power of two */
+  uint64_t max_msg;      /*  24 capacity / 2 - rec_hdr (and < 2^30) */
+  uint32_t flags;        /*  32 FERRY_CHANNEL_OVERRUN */
+  uint32_t max_peers;    /*  36 2..FERRY_CHANNEL_PEERS_MAX */
+  uint32_t rec_hdr;      /*  40 8, or 16 for broadcast */
+  uint32_t peers_offset; /*  44 FERRY_CHAN_HDR_SIZE */
+  uint32_t ring_offset;  /*  48 after the peer table, 4096-aligned */
+  uint32_t crc;          /*  52 CRC-32C of bytes 0..63, this field as 0 */
+  uint8_t reserved0[8];  /*  56 */
+  /* line 1: written by the sender (single-producer kinds) */
+  _Atomic uint64_t tail;     /*  64 end of published (MPSC: claimed) bytes */
+  _Atomic uint64_t oldest;   /*  72 broadcast overrun: oldest intact record */
+  _Atomic uint32_t closed;   /*  80 1 once the sender ended the stream */
+  _Atomic uint32_t gen;      /*  84 broadcast: seqlock over tail + tail_seq */
+  _Atomic uint64_t tail_seq; /*  88 broadcast: number of the next message */
+  uint8_t reserved1[32];     /*  96 */
+  /* line 2: written by the receiver (SPSC, MPSC) */
+  _Atomic uint64_t head;         /* 128 end of consumed bytes */
+  _Atomic uint64_t head_pending; /* 136 MPSC: release under way up to here */
+  uint8_t reserved2[48];         /* 144 */
+  /* line 3: receivers wait here for messages */
+  struct ferry__waitq rx; /* 192 */
+  uint8_t reserved3[56];  /* 200 */
+  /* line 4: senders wait here for room */
+  struct ferry__waitq tx; /* 256 */
+  uint8_t reserved4[56];  /* 264 */
+  /* line 5: totals of departed peers, and who holds the unique roles */
+  _Atomic uint64_t sent_total; /* 320 */
+  _Atomic uint64_t recv_total; /* 328 */
+  _Atomic uint64_t lost_total; /* 336 */
+  _Atomic uint32_t tx_owner;   /* 344 peer index + 1 of the unique sender */
+  _Atomic uint32_t rx_owner;   /* 348 peer index + 1 of the unique receiver */
+  uint8_t reserved5[32];       /* 352 */
+};                             /* 384 */
+
+/* Peer slot states. */
+#define FERRY_PEER_FREE 0u
+#define FERRY_PEER_CLAIMED 1u
+#define FERRY_PEER_ACTIVE 2u
+
+struct ferry_chan_peer {
+  _Atomic uint32_t state;  /*  0 FERRY_PEER_* */
+  uint32_t role;           /*  4 FERRY_SENDER / FERRY_RECEIVER */
+  _Atomic uint64_t pid;    /*  8 */
+  _Atomic uint64_t start;  /* 16 process start time (liveness) */
+  _Atomic uint64_t boot;   /* 24 */
+  _Atomic uint64_t cursor; /* 32 broadcast receiver: consumed up to here */
+  _Atomic uint64_t msgs;   /* 40 messages sent / received */
+  _Atomic uint64_t lost;   /* 48 broadcast overrun losses */
+  uint64_t reserved;       /* 56 */
+};                         /* 64 */
+
+#define FERRY_CHAN_CHECK_(field, off)                                          \
+  _Static_assert(offsetof(struct ferry_chan_hdr, field) == (off),              \
+                 "ferry_chan_hdr." #field " must be at offset " #off)
+FERRY_CHAN_CHECK_(version, 8);
+FERRY_CHAN_CHECK_(capacity, 16);
+FERRY_CHAN_CHECK_(max_msg, 24);
+FERRY_CHAN_CHECK_(rec_hdr, 40);
+FERRY_CHAN_CHECK_(crc, 52);
+FERRY_CHAN_CHECK_(tail, 64);
+FERRY_CHAN_CHECK_(oldest, 72);
+FERRY_CHAN_CHECK_(closed, 80);
+FERRY_CHAN_CHECK_(gen, 84);
+FERRY_CHAN_CHECK_(tail_seq, 88);
+FERRY_CHAN_CHECK_(head, 128);
+FERRY_CHAN_CHECK_(head_pending, 136);
+FERRY_CHAN_CHECK_(rx, 192);
+FERRY_CHAN_CHECK_(tx, 256);
+FERRY_CHAN_CHECK_(sent_total, 320);
+FERRY_CHAN_CHECK_(tx_owner, 344);
+FERRY_CHAN_CHECK_(rx_owner, 348);
+_Static_assert(sizeof(struct ferry_chan_hdr) == FERRY_CHAN_HDR_SIZE,
+               "channel header is 384 bytes");
+_Static_assert(sizeof(struct ferry_chan_peer) == FERRY_CHAN_PEER_SIZE,
+               "peer slot is 64 bytes");
+_Static_assert(offsetof(struct ferry_chan_peer, cursor) == 32, "cursor at 32");
+
+/* Record headers. */
+struct ferry_rec {
+  _Atomic uint32_t word; /* COMMIT | PAD | length */
+  uint32_t aux;          /* MPSC: sender's peer index (for recovery) */
+};
+struct ferry_rec_bc {
+  _Atomic uint32_t word;
+  uint32_t aux;
+  uint64_t seq; /* broadcast message number, from 0 */
+};
+_Static_assert(sizeof(struct ferry_rec) == 8, "record header 8");
+_Static_assert(sizeof(struct ferry_rec_bc) == 16, "broadcast header 16");
+
+/* Where the ring starts, for MAX_PEERS peers. */
+static inline uint32_t ferry__chan_ring_offset(uint32_t max_peers) {
+  uint32_t end = FERRY_CHAN_HDR_SIZE + max_peers * FERRY_CHAN_PEER_SIZE;
+  return (end + FERRY_CHAN_RING_ALIGN - 1) / FERRY_CHAN_RING_ALIGN *
+         FERRY_CHAN_RING_ALIGN;
+}
+
+/* Validates the immutable line of a channel header copied out of shared
+ * memory, against the segment's user-data size. FERRY_EBADHDR with a
+ * message when anything is off. Pure: fuzzable. */
+int ferry__chan_validate(const struct ferry_chan_hdr *h, uint64_t data_size);
+
+/* CRC of the immutable line. */
+uint32_t ferry__chan_crc(const struct ferry_chan_hdr *h);
+
+#endif

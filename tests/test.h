@@ -1,0 +1,138 @@
+/*
+ * Test harness for ferry's test programs.
+ *
+ * A test program lists its tests and its helper roles, then calls
+ * test_main(). Run with no arguments it runs every test; with a test name it
+ * runs that one; with "--role NAME ARGS..." it runs helper role NAME (the
+ * multi-process tests start the test binary itself again this way, which
+ * works on Windows too). Exit codes: 0 pass, 1 fail, 77 skip.
+ *
+ * Assertions print both operands, the expression and the place, plus
+ * ferry's detail message for error codes, then exit(1).
+ */
+#ifndef FERRY_TEST_H
+#define FERRY_TEST_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry.h"
+
+#define TEST_SKIP 77
+
+typedef void (*test_fn)(void);
+typedef int (*test_role_fn)(int argc, char **argv); /* returns exit code */
+
+struct test_case {
+  const char *name;
+  test_fn fn;
+};
+struct test_role {
+  const char *name;
+  test_role_fn fn;
+};
+
+int test_main(int argc, char **argv, const struct test_case *tests,
+              const struct test_role *roles);
+
+/* Marks the running test as skipped (prints why) and leaves it. */
+void test_skip(const char *fmt, ...);
+
+/* ---- assertions ---- */
+void test_fail_(const char *file, int line, const char *fmt, ...);
+
+#define TEST_FAIL(...) test_fail_(__FILE__, __LINE__, __VA_ARGS__)
+
+#define ASSERT_TRUE(c)                                                         \
+  do {                                                                         \
+    if (!(c))                                                                  \
+      TEST_FAIL("ASSERT_TRUE(%s) failed", #c);                                 \
+  } while (0)
+
+#define ASSERT_CMP_(a, op, b, fmt, type)                                       \
+  do {                                                                         \
+    type a_ = (type)(a), b_ = (type)(b);                                       \
+    if (!(a_ op b_))                                                           \
+      TEST_FAIL("ASSERT(%s %s %s): " fmt " vs " fmt, #a, #op, #b, a_, b_);     \
+  } while (0)
+
+#define ASSERT_EQ(a, b) ASSERT_CMP_(a, ==, b, "%lld", long long)
+#define ASSERT_NE(a, b) ASSERT_CMP_(a, !=, b, "%lld", long long)
+#define ASSERT_LT(a, b) ASSERT_CMP_(a, <, b, "%lld", long long)
+#define ASSERT_LE(a, b) ASSERT_CMP_(a, <=, b, "%lld", long long)
+#define ASSERT_GT(a, b) ASSERT_CMP_(a, >, b, "%lld", long long)
+#define ASSERT_GE(a, b) ASSERT_CMP_(a, >=, b, "%lld", long long)
+#define ASSERT_UEQ(a, b) ASSERT_CMP_(a, ==, b, "%llu", unsigned long long)
+
+#define ASSERT_STREQ(a, b)                                                     \
+  do {                                                                         \
+    const char *a_ = (a), *b_ = (b);                                           \
+    if (!a_ || !b_ || strcmp(a_, b_) != 0)                                     \
+      TEST_FAIL("ASSERT_STREQ(%s, %s): \"%s\" vs \"%s\"", #a, #b,              \
+                a_ ? a_ : "(null)", b_ ? b_ : "(null)");                       \
+  } while (0)
+
+#define ASSERT_CONTAINS(hay, needle)                                           \
+  do {                                                                         \
+    const char *h_ = (hay), *n_ = (needle);                                    \
+    if (!h_ || !strstr(h_, n_))                                                \
+      TEST_FAIL("ASSERT_CONTAINS(%s, %s): \"%s\" lacks \"%s\"", #hay, #needle, \
+                h_ ? h_ : "(null)", n_);                                       \
+  } while (0)
+
+/* A ferry call that must succeed. */
+#define ASSERT_OK(expr)                                                        \
+  do {                                                                         \
+    int rc_ = (expr);                                                          \
+    if (rc_ != 0)                                                              \
+      TEST_FAIL("%s = %s (%d): %s", #expr, ferry_err_name(rc_), rc_,           \
+                ferry_errmsg());                                               \
+  } while (0)
+
+/* A ferry call that must fail with CODE. */
+#define ASSERT_ERR(expr, code)                                                 \
+  do {                                                                         \
+    int rc_ = (expr);                                                          \
+    if (rc_ != (code))                                                         \
+      TEST_FAIL("%s = %s (%d), expected %s: %s", #expr, ferry_err_name(rc_),   \
+                rc_, ferry_err_name(code), ferry_errmsg());                    \
+  } while (0)
+
+/* ---- helpers ---- */
+
+/* A segment name unique to this process and call: "t<pid>-<n>-<tag>". */
+const char *test_name(char *buf, size_t cap, const char *tag);
+
+/* A fresh scratch directory for this process (removed at exit if empty
+ * is not guaranteed: tests remove what they create). */
+const char *test_tmpdir(void);
+
+/* Timeouts for waiting on other processes, scaled by the environment
+ * variable FERRY_TEST_TIMEOUT_MULTIPLIER (for sanitizers and Wine). */
+int64_t test_timeout_ms(int64_t base_ms);
+
+/* Starts this test binary again as helper role ROLE with the NULL-terminated
+ * extra arguments. Returns a process id (> 0). */
+long test_spawn(const char *role, const char *const *args);
+
+/* Waits up to TIMEOUT_MS for process PID; kills it and fails the test on
+ * timeout. Returns its exit code, or 128 + signal number if a signal ended
+ * it. */
+int test_wait(long pid, int64_t timeout_ms);
+
+/* The path of this test binary. */
+const char *test_self(void);
+
+/* Runs a shell command line with output captured: returns the exit code (or
+ * 128 + signal) and fills OUT/ERR (may be NULL) with stdout and stderr,
+ * NUL-terminated and truncated to CAP bytes. Fails the test if the command
+ * does not end within TIMEOUT_MS. */
+int test_run(const char *cmdline, char *out, size_t out_cap, char *err,
+             size_t err_cap, int64_t timeout_ms);
+
+/* 1 if this process is root (and so may drop privileges or unshare). */
+int test_is_root(void);
+
+#endif

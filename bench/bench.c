@@ -2101,25 +2101,25 @@ int ferry_bench_main(int argc, char **argv, const char *const *self_prefix) {
   g.fd_pipe_w = g.fd_pipe_r = g.fd_sock = -1;
   g.helper = -1;
   snprintf(g_base, sizeof g_base, "bench-%ld", (long)getpid());
-  if (quick) {
-    g.p.spin_n = 50000;
-    g.p.block_n = 5000;
-    g.p.copy_small_n = 2000000;
-    g.p.copy_big_n = 100;
-    g.p.fd_stream_n = 100000;
-    g.p.small_stream_n = 2000000;
-    g.p.big_stream_n = 100;
-    g.p.cost_batches = 20;
-    g.p.rounds = 3;
-  } else {
+  if (quick) { /* ~5 s on a 2-CPU virtual machine */
     g.p.spin_n = 200000;
-    g.p.block_n = 20000;
-    g.p.copy_small_n = 10000000;
-    g.p.copy_big_n = 500;
-    g.p.fd_stream_n = 500000;
-    g.p.small_stream_n = 10000000;
-    g.p.big_stream_n = 500;
-    g.p.cost_batches = 100;
+    g.p.block_n = 10000;
+    g.p.copy_small_n = 5000000;
+    g.p.copy_big_n = 200;
+    g.p.fd_stream_n = 200000;
+    g.p.small_stream_n = 5000000;
+    g.p.big_stream_n = 200;
+    g.p.cost_batches = 40;
+    g.p.rounds = 3;
+  } else { /* ~25 s */
+    g.p.spin_n = 1000000;
+    g.p.block_n = 50000;
+    g.p.copy_small_n = 20000000;
+    g.p.copy_big_n = 1000;
+    g.p.fd_stream_n = 1000000;
+    g.p.small_stream_n = 20000000;
+    g.p.big_stream_n = 1000;
+    g.p.cost_batches = 200;
     g.p.rounds = 5;
   }
   memset(&sa, 0, sizeof sa);

@@ -1012,6 +1012,13 @@ static int collect(ferry_channel *ch, ferry_msg *msgs, size_t max) {
     }
     if (pad) {
       if (n == 0) {
+        if (ch->flags & FERRY_CHANNEL_OVERRUN) {
+          /* Was the padding overwritten while we read it? (Messages are
+           * checked at release; padding is acted on here.) */
+          atomic_thread_fence(memory_order_acquire);
+          if (ferry__load_relaxed(&ch->h->oldest) > pos)
+            break;
+        }
         advance(ch, pos + size); /* nothing to hand out before it */
         pos = ch->head;
         if (ch->kind == FERRY_CHANNEL_MPSC)

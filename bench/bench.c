@@ -66,6 +66,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -1057,6 +1058,7 @@ static struct {
   int fd_pipe_w, fd_pipe_r, fd_sock; /* main's ends */
   unsigned char *big_src;
   int json, quick;
+  double others, steal; /* shares of the CPUs' time during the run */
 } g;
 
 static void progress(const char *fmt, ...) {
@@ -1731,15 +1733,18 @@ static const struct goal {
 static void print_table(double secs, int cpus[2], int ncpu, int pinned,
                         double clock_ns) {
   int r;
-  double load[1] = {-1};
-  if (getloadavg(load, 1) != 1)
-    load[0] = -1;
   printf("ferry bench%s: main on CPU %d, helper on CPU %d (%s); %d rounds "
-         "per stream;\nclock resolution %.0f ns; load average %.2f at the "
-         "end\n",
+         "per stream;\nclock resolution %.0f ns",
          g.quick ? " --quick" : "", ncpu >= 2 ? cpus[0] : -1,
          ncpu >= 2 ? cpus[1] : -1, pinned ? "pinned" : "not pinned", g.p.rounds,
-         clock_ns, load[0]);
+         clock_ns);
+  if (g.others >= 0)
+    printf("; other processes used %.0f%% of the CPUs, the hypervisor "
+           "stole %.0f%%",
+           100 * g.others, 100 * g.steal);
+  printf("\n");
+  if (g.others > 0.05 || g.steal > 0.05)
+    printf("WARNING: the benchmark shared the CPUs; figures are unreliable\n");
   printf("%-7s %-10s %6s %10s %10s %10s %11s %10s  %s\n", "transp.", "test",
          "size", "rtt p50", "rtt p99", "time/msg", "msgs/s", "MB/s", "ratio");
   for (r = 0; r < R_COUNT; r++) {
@@ -1777,7 +1782,7 @@ static void print_table(double secs, int cpus[2], int ncpu, int pinned,
       v = big_ratio(gl->a);
     else
       v = g.res[gl->a].rate / g.res[gl->b].rate;
-    printf("  %-50s %8.3gx  %s\n", gl->what, v,
+    printf("  %-50s %8.*fx  %s\n", gl->what, v >= 10 ? 0 : 2, v,
            (gl->at_most ? v <= gl->goal : v >= gl->goal) ? "met" : "MISSED");
   }
   if (ok(R_FERRY_ZC) && ok(R_RING_STREAM) && ok(R_UNIX_STREAM))
@@ -1896,6 +1901,36 @@ static double clock_step(void) {
   return (double)gap[500] * (double)(n1 - n0) / (double)(ticks() - k0);
 }
 
+/* CPU time of the whole machine so far, from /proc/stat: busy (user, nice,
+ * system, irq, softirq) and stolen, in seconds; -1 when unknown. */
+static void machine_cpu(double *busy, double *steal) {
+  unsigned long long v[8] = {0};
+  double hz = (double)sysconf(_SC_CLK_TCK);
+  FILE *f = fopen("/proc/stat", "r");
+  *busy = *steal = -1;
+  if (!f)
+    return;
+  if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+             &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8 &&
+      hz > 0) {
+    *busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / hz;
+    *steal = (double)v[7] / hz;
+  }
+  fclose(f);
+}
+
+/* CPU time of this process and its reaped children, seconds. */
+static double own_cpu(void) {
+  struct rusage a, b;
+  getrusage(RUSAGE_SELF, &a);
+  getrusage(RUSAGE_CHILDREN, &b);
+  return (double)(a.ru_utime.tv_sec + a.ru_stime.tv_sec + b.ru_utime.tv_sec +
+                  b.ru_stime.tv_sec) +
+         (double)(a.ru_utime.tv_usec + a.ru_stime.tv_usec + b.ru_utime.tv_usec +
+                  b.ru_stime.tv_usec) /
+             1e6;
+}
+
 static int bench_run(const char *const *self_prefix) {
   static const int small_rows[] = {R_RING_STREAM, R_FERRY_STREAM, R_FERRY_ZC};
   static const int big_rows[] = {R_RING_BIG, R_FERRY_BIG};
@@ -1908,9 +1943,11 @@ static int bench_run(const char *const *self_prefix) {
   const char *argv[64];
   int hfds[3] = {-1, -1, -1}, cpus[2] = {-1, -1}, ncpu, pinned = 0, rc, i, na;
   int64_t t_start = now();
+  double busy0, steal0, own0 = own_cpu();
   double clock_ns;
 
   ncpu = pin(-1, cpus);
+  machine_cpu(&busy0, &steal0);
   so.flags = FERRY_SEG_PREFAULT;
   seg_name(name, sizeof name, "ctl");
   rc = ferry_segment_open(&g.ctl_seg, name, FERRY_CREATE | FERRY_EXCL,
@@ -1977,6 +2014,18 @@ static int bench_run(const char *const *self_prefix) {
     return fail(rc < 0 ? "the helper did not exit" : "the helper failed (%d)",
                 rc);
   g.helper = -1;
+  { /* what others used meanwhile: the machine's busy time minus ours */
+    double busy1, steal1, wall = (double)(now() - t_start) / 1e9;
+    double cpus_online = (double)sysconf(_SC_NPROCESSORS_ONLN);
+    machine_cpu(&busy1, &steal1);
+    g.others = g.steal = -1;
+    if (busy0 >= 0 && busy1 >= 0 && wall > 0 && cpus_online > 0) {
+      g.others = (busy1 - busy0 - (own_cpu() - own0)) / (wall * cpus_online);
+      g.steal = (steal1 - steal0) / (wall * cpus_online);
+      if (g.others < 0)
+        g.others = 0;
+    }
+  }
   if (g.json)
     print_json();
   else

@@ -457,6 +457,14 @@ int ferry_channel_open(ferry_channel **out, const char *name, unsigned flags,
        * knows the number of the first, so a loss is counted even before it
        * has received anything. */
       uint64_t sq = 0;
+      /* Become visible to the sender first, with a cursor no later than
+       * where we will start; then read where we start. The sender fences
+       * before it scans cursors, so either it sees us (and waits for us) or
+       * we see a tail at least as new as the one it computed its room
+       * from, and start there: nothing we read is overwritten. */
+      ferry__store_relaxed(&ch->me->cursor, t);
+      ferry__store_release(&ch->me->state, FERRY_PEER_ACTIVE);
+      atomic_thread_fence(memory_order_seq_cst);
       bc_load_tail_seq(ch, &t, &sq);
       ch->head = t;
       ch->tail_seen = t;
@@ -529,6 +537,8 @@ static int sp_refresh_limit(ferry_channel *ch, uint64_t end) {
   } else {
     uint64_t min = t;
     uint32_t i;
+    /* Pairs with the fence of a joining subscriber (see its open). */
+    atomic_thread_fence(memory_order_seq_cst);
     for (i = 0; i < ch->max_peers; i++) {
       struct ferry_chan_peer *p = &ch->peers[i];
       uint64_t c;

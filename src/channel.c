@@ -844,20 +844,27 @@ int ferry_channel_close_send(ferry_channel *ch) {
 /* Looks at the record at POS. Returns 1 and fills in LEN, SIZE and PAD for a
  * committed record, 0 when there is none yet, FERRY_ECORRUPT when the
  * record cannot be right. LIMIT bounds it (the tail, or for MPSC the ring). */
-static int rec_inspect(const ferry_channel *ch, uint64_t pos, uint64_t limit,
-                       uint64_t *len, uint64_t *size, int *pad) {
-  uint32_t w = rec_word_acquire(ch, pos);
-  uint64_t idx = pos & ch->mask, l;
-  if (!(w & FERRY_REC_COMMIT))
+int ferry__rec_parse(uint32_t word, uint64_t idx, uint64_t avail,
+                     uint64_t cap, uint32_t rh, uint64_t max_msg,
+                     uint64_t *len, uint64_t *size, int *pad) {
+  uint64_t l;
+  if (!(word & FERRY_REC_COMMIT))
     return 0;
-  l = w & FERRY_REC_LEN_MASK;
-  *pad = (w & FERRY_REC_PAD) != 0;
-  *size = *pad ? ch->rh + l : rec_size(ch, l);
+  l = word & FERRY_REC_LEN_MASK;
+  *pad = (word & FERRY_REC_PAD) != 0;
+  *size = *pad ? rh + l : (rh + l + rh - 1) & ~(uint64_t)(rh - 1);
   *len = l;
-  if ((*pad ? (l & (ch->rh - 1)) != 0 : l > ch->max_msg) ||
-      idx + *size > ch->cap || *size > limit - pos)
+  if ((*pad ? (l & (rh - 1)) != 0 : l > max_msg) || idx >= cap ||
+      *size > cap - idx || *size > avail)
     return FERRY_ECORRUPT;
   return 1;
+}
+
+static int rec_inspect(const ferry_channel *ch, uint64_t pos, uint64_t limit,
+                       uint64_t *len, uint64_t *size, int *pad) {
+  return ferry__rec_parse(rec_word_acquire(ch, pos), pos & ch->mask,
+                          limit - pos, ch->cap, ch->rh, ch->max_msg, len, size,
+                          pad);
 }
 
 /* How far the receiver may read: single producer, the tail (validated). */

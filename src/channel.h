@@ -148,6 +148,16 @@ static inline uint32_t ferry__chan_ring_offset(uint32_t max_peers) {
  * message when anything is off. Pure: fuzzable. */
 int ferry__chan_validate(const struct ferry_chan_hdr *h, uint64_t data_size);
 
+/* Parses a record header WORD found at ring index IDX, with AVAIL bytes
+ * published from there on (tail - pos), in a ring of CAP bytes with RH-byte
+ * headers and messages of at most MAX_MSG bytes. Returns 0 when the record
+ * is not committed, 1 with *LEN (payload bytes), *SIZE (bytes to step over)
+ * and *PAD set, or FERRY_ECORRUPT when the record cannot be right. Pure:
+ * fuzzable. */
+int ferry__rec_parse(uint32_t word, uint64_t idx, uint64_t avail,
+                     uint64_t cap, uint32_t rh, uint64_t max_msg,
+                     uint64_t *len, uint64_t *size, int *pad);
+
 /* CRC of the immutable line. */
 uint32_t ferry__chan_crc(const struct ferry_chan_hdr *h);
 

@@ -60,7 +60,8 @@ FERRY_API const char *ferry_version_string(void);
   XX(EIO, -1016, "operating-system error")                                     \
   XX(EMSGSIZE, -1017, "message too large")                                     \
   XX(ECLOSED, -1018, "channel closed by the sender")                           \
-  XX(EOVERRUN, -1019, "message overwritten while being read")
+  XX(EOVERRUN, -1019, "message overwritten while being read")                  \
+  XX(EPEERDEAD, -1022, "the process at the other end has died")
 
 enum ferry_errno {
 #define FERRY_ERRNO_ENUM_(name, value, msg) FERRY_##name = (value),
@@ -326,10 +327,13 @@ typedef struct ferry_channel_opts {
    * environment, else 20 us), < 0 = never spin. */
   int64_t spin_ns;
   int64_t open_timeout_ms; /* as ferry_segment_opts.timeout_ms */
+  /* How often a blocked call checks whether the process it waits for has
+   * died (a /proc read): 0 = 10 ms, < 0 = never. */
+  int64_t liveness_ns;
 } ferry_channel_opts;
 
 #define FERRY_CHANNEL_OPTS_INIT                                                \
-  { sizeof(ferry_channel_opts), 0, 0, 0, 0, 0, 0, 0, 0 }
+  { sizeof(ferry_channel_opts), 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /* Opens the channel NAME as ROLE. FLAGS as for ferry_segment_open():
  * FERRY_CREATE (open or create), FERRY_CREATE|FERRY_EXCL (create), 0 (open).
@@ -348,7 +352,9 @@ FERRY_API int ferry_channel_close(ferry_channel *ch);
 
 /* Copies LEN bytes of MSG into the channel as one message. FERRY_EMSGSIZE
  * when LEN exceeds ferry_channel_max_msg(); FERRY_EAGAIN / FERRY_ETIMEDOUT
- * when there is no room in time; FERRY_ECLOSED after close_send. */
+ * when there is no room in time; FERRY_ECLOSED after close_send;
+ * FERRY_EPEERDEAD when the channel is full and its receiver (SPSC, MPSC) has
+ * died: a new receiver can take over and carry on from where it stopped. */
 FERRY_API int ferry_channel_send(ferry_channel *ch, const void *msg, size_t len,
                                  int64_t timeout_ns);
 
@@ -411,12 +417,13 @@ typedef struct ferry_channel_info {
   uint32_t flags;
   uint64_t capacity;
   uint64_t max_msg;
-  uint64_t used;     /* bytes in the ring not yet consumed by every receiver */
-  uint64_t sent;     /* messages sent (attached and departed senders) */
-  uint64_t received; /* messages received (summed over receivers) */
-  uint64_t lost;     /* messages lost to overrun (summed over receivers) */
-  uint32_t closed;   /* the sender ended the stream */
-  uint32_t npeers;   /* entries filled in peers[] */
+  uint64_t used;      /* bytes in the ring not yet consumed by every receiver */
+  uint64_t sent;      /* messages sent (attached and departed senders) */
+  uint64_t received;  /* messages received (summed over receivers) */
+  uint64_t lost;      /* messages lost to overrun (summed over receivers) */
+  uint32_t closed;    /* the sender ended the stream */
+  uint64_t abandoned; /* MPSC claims skipped because their sender died */
+  uint32_t npeers;    /* entries filled in peers[] */
   ferry_channel_peer peers[FERRY_CHANNEL_PEERS_MAX];
 } ferry_channel_info;
 

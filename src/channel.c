@@ -32,6 +32,7 @@ struct ferry_channel {
   uint32_t kind, flags, rh, max_peers, my_index;
   unsigned role;
   int64_t spin_ns;
+  int64_t liveness_ns; /* how often a blocked call checks its peer */
   ferry_os_waitpoint wp_rx, wp_tx;
 
   /* sender */
@@ -56,6 +57,8 @@ struct ferry_channel {
   uint64_t lost;
   uint64_t expect_seq; /* broadcast: next message number we expect */
   int seq_known;
+  uint64_t stall_head; /* MPSC: head where we found nothing committed */
+  int64_t stall_check; /* when to look at who owns that claim */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -265,6 +268,10 @@ static int peer_attach(ferry_channel *ch, unsigned role) {
     if (st == FERRY_PEER_FREE)
       take = atomic_compare_exchange_strong(&p->state, &st, FERRY_PEER_CLAIMED);
     else if (st == FERRY_PEER_ACTIVE && peer_alive(p) == 0 &&
+             /* a dead MPSC sender's unfinished claim must stay findable */
+             !(ch->kind == FERRY_CHANNEL_MPSC && p->role == FERRY_SENDER &&
+               ferry__load_relaxed(&p->claim_end) >
+                   ferry__load_acquire(&h->head)) &&
              (!role_is_unique(ch->kind, p->role) ||
               ferry__load_relaxed(p->role == FERRY_SENDER
                                       ? &h->tx_owner
@@ -426,6 +433,10 @@ int ferry_channel_open(ferry_channel **out, const char *name, unsigned flags,
   ch->ring = (uint8_t *)ch->h + copy.ring_offset;
   ch->role = role;
   ch->spin_ns = ferry__spin_ns(o.spin_ns);
+  ch->liveness_ns = o.liveness_ns == 0  ? 10000000
+                    : o.liveness_ns < 0 ? INT64_MAX
+                                        : o.liveness_ns;
+  ch->stall_head = UINT64_MAX;
   ch->my_index = UINT32_MAX;
   ferry_os_waitpoint_open(&ch->wp_rx, name, 0);
   ferry_os_waitpoint_open(&ch->wp_tx, name, 1);
@@ -579,19 +590,45 @@ static void bc_evict_dead(ferry_channel *ch) {
   }
 }
 
+/* SPSC, MPSC: FERRY_EPEERDEAD if the receiver holding the role has died
+ * (the channel is full and nobody will empty it), else 0. */
+static int rx_dead(ferry_channel *ch) {
+  uint32_t o = ferry__load_acquire(&ch->h->rx_owner);
+  if (o == 0 || o > ch->max_peers)
+    return 0; /* no receiver: one may still come */
+  if (peer_alive(&ch->peers[o - 1]) == 0)
+    return FERRY_EPEERDEAD;
+  return 0;
+}
+
+/* A sender blocked for room: every liveness_ns, look whether the receivers
+ * it waits for are still there. */
+static int space_check_peers(ferry_channel *ch, int64_t *next_check) {
+  int64_t now;
+  if (ch->liveness_ns == INT64_MAX)
+    return 0;
+  now = ferry_os_monotonic_ns();
+  if (now < *next_check)
+    return 0;
+  *next_check = now + ch->liveness_ns; /* liveness costs a /proc read */
+  if (ch->kind == FERRY_CHANNEL_BROADCAST) {
+    bc_evict_dead(ch);
+    return 1; /* look at the room again */
+  }
+  return rx_dead(ch);
+}
+
 static int sp_space_ready(void *ctx) {
   struct space_wait *w = (struct space_wait *)ctx;
   int rc = sp_refresh_limit(w->ch, w->end);
   if (rc == FERRY_EAGAIN) {
-    if (w->ch->kind == FERRY_CHANNEL_BROADCAST) {
-      int64_t now = ferry_os_monotonic_ns();
-      if (now >= w->next_check) {
-        w->next_check = now + 10000000; /* liveness costs a /proc read */
-        bc_evict_dead(w->ch);
-        rc = sp_refresh_limit(w->ch, w->end);
-        if (rc != FERRY_EAGAIN)
-          return rc == 0 ? 1 : rc;
-      }
+    rc = space_check_peers(w->ch, &w->next_check);
+    if (rc < 0)
+      return rc;
+    if (rc > 0) {
+      rc = sp_refresh_limit(w->ch, w->end);
+      if (rc != FERRY_EAGAIN)
+        return rc == 0 ? 1 : rc;
     }
     return 0;
   }
@@ -641,7 +678,7 @@ static int sp_reserve(ferry_channel *ch, size_t len, int64_t timeout_ns) {
       struct space_wait w;
       w.ch = ch;
       w.end = end;
-      w.next_check = ferry_os_monotonic_ns() + 10000000;
+      w.next_check = ferry_os_monotonic_ns() + ch->liveness_ns / 2;
       rc = ferry__wait(&ch->h->tx, &ch->wp_tx, sp_space_ready, &w, timeout_ns,
                        ch->spin_ns);
       if (rc == FERRY_ETIMEDOUT && timeout_ns == 0)
@@ -666,6 +703,7 @@ static int sp_reserve(ferry_channel *ch, size_t len, int64_t timeout_ns) {
 struct mp_wait {
   ferry_channel *ch;
   uint64_t size;
+  int64_t next_check;
 };
 
 static int mp_try_claim(ferry_channel *ch, uint64_t size) {
@@ -692,6 +730,10 @@ static int mp_try_claim(ferry_channel *ch, uint64_t size) {
       if (end > ch->limit)
         return FERRY_EAGAIN;
     }
+    /* Say what we are claiming before we claim it (the CAS releases it):
+     * if we die before committing, the receiver can skip exactly this. */
+    ferry__store_relaxed(&ch->me->cursor, t);
+    ferry__store_relaxed(&ch->me->claim_end, end);
     if (atomic_compare_exchange_weak_explicit(&ch->h->tail, &t, end,
                                               memory_order_acq_rel,
                                               memory_order_relaxed)) {
@@ -707,8 +749,10 @@ static int mp_try_claim(ferry_channel *ch, uint64_t size) {
 static int mp_space_ready(void *ctx) {
   struct mp_wait *w = (struct mp_wait *)ctx;
   int rc = mp_try_claim(w->ch, w->size);
-  if (rc == FERRY_EAGAIN)
-    return 0;
+  if (rc == FERRY_EAGAIN) {
+    rc = space_check_peers(w->ch, &w->next_check);
+    return rc < 0 ? rc : 0;
+  }
   return rc == 0 ? 1 : rc;
 }
 
@@ -719,6 +763,7 @@ static int mp_reserve(ferry_channel *ch, size_t len, int64_t timeout_ns) {
     struct mp_wait w;
     w.ch = ch;
     w.size = size;
+    w.next_check = ferry_os_monotonic_ns() + ch->liveness_ns / 2;
     rc = ferry__wait(&ch->h->tx, &ch->wp_tx, mp_space_ready, &w, timeout_ns,
                      ch->spin_ns);
     if (rc == FERRY_ETIMEDOUT && timeout_ns == 0)
@@ -844,9 +889,9 @@ int ferry_channel_close_send(ferry_channel *ch) {
 /* Looks at the record at POS. Returns 1 and fills in LEN, SIZE and PAD for a
  * committed record, 0 when there is none yet, FERRY_ECORRUPT when the
  * record cannot be right. LIMIT bounds it (the tail, or for MPSC the ring). */
-int ferry__rec_parse(uint32_t word, uint64_t idx, uint64_t avail,
-                     uint64_t cap, uint32_t rh, uint64_t max_msg,
-                     uint64_t *len, uint64_t *size, int *pad) {
+int ferry__rec_parse(uint32_t word, uint64_t idx, uint64_t avail, uint64_t cap,
+                     uint32_t rh, uint64_t max_msg, uint64_t *len,
+                     uint64_t *size, int *pad) {
   uint64_t l;
   if (!(word & FERRY_REC_COMMIT))
     return 0;
@@ -1073,9 +1118,48 @@ static int closed_and_drained(ferry_channel *ch) {
   return sp_load_tail(ch) == 0 && ch->tail_seen == ch->head;
 }
 
+/* MPSC: the record at our head has not been committed for liveness_ns. If
+ * the sender that claimed it has died, skip its claim (and count it). */
+static void mp_skip_dead_claim(ferry_channel *ch) {
+  uint64_t t = ferry__load_acquire(&ch->h->tail);
+  uint32_t i;
+  if (t <= ch->head)
+    return; /* nothing claimed: simply empty */
+  for (i = 0; i < ch->max_peers; i++) {
+    struct ferry_chan_peer *p = &ch->peers[i];
+    uint64_t from, to;
+    if (ferry__load_acquire(&p->state) != FERRY_PEER_ACTIVE ||
+        p->role != FERRY_SENDER)
+      continue;
+    from = ferry__load_relaxed(&p->cursor);
+    to = ferry__load_relaxed(&p->claim_end);
+    if (!(from <= ch->head && ch->head < to && to <= t &&
+          to - ch->head <= ch->cap))
+      continue;
+    if (peer_alive(p) != 0)
+      return;        /* a slow sender, not a dead one: keep waiting */
+    advance(ch, to); /* zeroes the abandoned claim */
+    atomic_fetch_add(&ch->h->abandoned, 1);
+    return;
+  }
+}
+
 static int recv_ready(void *ctx) {
   struct recv_wait *w = (struct recv_wait *)ctx;
   int n = collect(w->ch, w->msgs, w->max);
+  if (n == 0 && w->ch->kind == FERRY_CHANNEL_MPSC &&
+      w->ch->liveness_ns != INT64_MAX) {
+    ferry_channel *ch = w->ch;
+    int64_t now = ferry_os_monotonic_ns();
+    if (ch->stall_head != ch->head) {
+      ch->stall_head = ch->head;
+      ch->stall_check = now + ch->liveness_ns;
+    } else if (now >= ch->stall_check) {
+      ch->stall_check = now + ch->liveness_ns;
+      mp_skip_dead_claim(ch);
+      n = collect(ch, w->msgs, w->max);
+    }
+  }
   if (n == 0 && closed_and_drained(w->ch)) {
     /* a message may have landed between collect and the closed check */
     n = collect(w->ch, w->msgs, w->max);
@@ -1200,6 +1284,7 @@ int ferry_channel_get_info(const ferry_channel *ch, ferry_channel_info *info,
   i->capacity = ch->cap;
   i->max_msg = ch->max_msg;
   i->closed = ferry__load_acquire(&ch->h->closed);
+  i->abandoned = ferry__load_relaxed(&ch->h->abandoned);
   i->sent = ferry__load_relaxed(&ch->h->sent_total);
   i->received = ferry__load_relaxed(&ch->h->recv_total);
   i->lost = ferry__load_relaxed(&ch->h->lost_total);

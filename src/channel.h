@@ -77,7 +77,8 @@ struct ferry_chan_hdr {
   _Atomic uint64_t lost_total; /* 336 */
   _Atomic uint32_t tx_owner;   /* 344 peer index + 1 of the unique sender */
   _Atomic uint32_t rx_owner;   /* 348 peer index + 1 of the unique receiver */
-  uint8_t reserved5[32];       /* 352 */
+  _Atomic uint64_t abandoned;  /* 352 MPSC claims of dead senders skipped */
+  uint8_t reserved5[24];       /* 360 */
 };                             /* 384 */
 
 /* Peer slot states. */
@@ -86,16 +87,19 @@ struct ferry_chan_hdr {
 #define FERRY_PEER_ACTIVE 2u
 
 struct ferry_chan_peer {
-  _Atomic uint32_t state;  /*  0 FERRY_PEER_* */
-  uint32_t role;           /*  4 FERRY_SENDER / FERRY_RECEIVER */
-  _Atomic uint64_t pid;    /*  8 */
-  _Atomic uint64_t start;  /* 16 process start time (liveness) */
-  _Atomic uint64_t boot;   /* 24 */
-  _Atomic uint64_t cursor; /* 32 broadcast receiver: consumed up to here */
-  _Atomic uint64_t msgs;   /* 40 messages sent / received */
-  _Atomic uint64_t lost;   /* 48 broadcast overrun losses */
-  uint64_t reserved;       /* 56 */
-};                         /* 64 */
+  _Atomic uint32_t state; /*  0 FERRY_PEER_* */
+  uint32_t role;          /*  4 FERRY_SENDER / FERRY_RECEIVER */
+  _Atomic uint64_t pid;   /*  8 */
+  _Atomic uint64_t start; /* 16 process start time (liveness) */
+  _Atomic uint64_t boot;  /* 24 */
+  /* 32 broadcast receiver: consumed up to here. MPSC sender: start of its
+   * current claim, written before the claiming CAS (with claim_end), so a
+   * receiver stuck on a dead sender's claim knows what to skip. */
+  _Atomic uint64_t cursor;
+  _Atomic uint64_t msgs;      /* 40 messages sent / received */
+  _Atomic uint64_t lost;      /* 48 broadcast overrun losses */
+  _Atomic uint64_t claim_end; /* 56 MPSC sender: end of its current claim */
+};                            /* 64 */
 
 #define FERRY_CHAN_CHECK_(field, off)                                          \
   _Static_assert(offsetof(struct ferry_chan_hdr, field) == (off),              \
@@ -117,6 +121,7 @@ FERRY_CHAN_CHECK_(tx, 256);
 FERRY_CHAN_CHECK_(sent_total, 320);
 FERRY_CHAN_CHECK_(tx_owner, 344);
 FERRY_CHAN_CHECK_(rx_owner, 348);
+FERRY_CHAN_CHECK_(abandoned, 352);
 _Static_assert(sizeof(struct ferry_chan_hdr) == FERRY_CHAN_HDR_SIZE,
                "channel header is 384 bytes");
 _Static_assert(sizeof(struct ferry_chan_peer) == FERRY_CHAN_PEER_SIZE,
@@ -154,9 +159,9 @@ int ferry__chan_validate(const struct ferry_chan_hdr *h, uint64_t data_size);
  * is not committed, 1 with *LEN (payload bytes), *SIZE (bytes to step over)
  * and *PAD set, or FERRY_ECORRUPT when the record cannot be right. Pure:
  * fuzzable. */
-int ferry__rec_parse(uint32_t word, uint64_t idx, uint64_t avail,
-                     uint64_t cap, uint32_t rh, uint64_t max_msg,
-                     uint64_t *len, uint64_t *size, int *pad);
+int ferry__rec_parse(uint32_t word, uint64_t idx, uint64_t avail, uint64_t cap,
+                     uint32_t rh, uint64_t max_msg, uint64_t *len,
+                     uint64_t *size, int *pad);
 
 /* CRC of the immutable line. */
 uint32_t ferry__chan_crc(const struct ferry_chan_hdr *h);

@@ -150,7 +150,8 @@ int test_run(const char *cmdline, char *out, size_t out_cap, char *err,
   int rc;
   snprintf(o, sizeof o, "%s/run%u.out", test_tmpdir(), ++n);
   snprintf(e, sizeof e, "%s/run%u.err", test_tmpdir(), n);
-  if (snprintf(full, sizeof full, "%s >'%s' 2>'%s' </dev/null", cmdline, o,
+  /* braces: the redirections apply to every command of the line */
+  if (snprintf(full, sizeof full, "{ %s\n} >'%s' 2>'%s' </dev/null", cmdline, o,
                e) >= (int)sizeof full)
     TEST_FAIL("command line too long: %s", cmdline);
   argv[0] = "/bin/sh";

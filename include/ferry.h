@@ -61,7 +61,9 @@ FERRY_API const char *ferry_version_string(void);
   XX(EMSGSIZE, -1017, "message too large")                                     \
   XX(ECLOSED, -1018, "channel closed by the sender")                           \
   XX(EOVERRUN, -1019, "message overwritten while being read")                  \
-  XX(EPEERDEAD, -1022, "the process at the other end has died")
+  XX(EPEERDEAD, -1022, "the process at the other end has died")                \
+  XX(EOWNERDEAD, -1020, "previous owner died holding the lock")                \
+  XX(ENOTRECOVERABLE, -1021, "lock state not recoverable")
 
 enum ferry_errno {
 #define FERRY_ERRNO_ENUM_(name, value, msg) FERRY_##name = (value),
@@ -434,6 +436,84 @@ FERRY_API int ferry_channel_get_info(const ferry_channel *ch,
 
 /* The segment under the channel (for ferry_segment_get_info). */
 FERRY_API const ferry_segment *ferry_channel_segment(const ferry_channel *ch);
+
+/* ------------------------------------------------------------------------ */
+/* Robust mutex                                                             */
+
+/*
+ * A mutex shared between processes that lives in shared memory: the
+ * FERRY_MUTEX_SIZE bytes at a FERRY_MUTEX_ALIGN-aligned address MEM, which
+ * the caller places in a segment's user data (mapped read-write) and owns.
+ * Ferry allocates nothing and keeps no handle: each process passes the
+ * address at which it maps those bytes.
+ *
+ * It is robust: when the thread holding it dies (its process exits or is
+ * killed), the next locker gets FERRY_EOWNERDEAD and holds the mutex. It
+ * repairs whatever the mutex protects, then calls ferry_mutex_consistent()
+ * and unlocks. If it unlocks without that, the mutex is marked unusable and
+ * every later lock, in every process, is FERRY_ENOTRECOVERABLE until
+ * ferry_mutex_init() runs on it again.
+ *
+ * The region begins with a header (magic, layout version, implementation
+ * tag, lock id) that every call checks before it touches the lock: a region
+ * that was never initialised, or that holds anything else, is FERRY_EINVAL
+ * with a detail message, not a crash or a hang. A mutex initialised by a
+ * process with another mutex implementation (a 32-bit and a 64-bit process,
+ * two C libraries) is FERRY_ENOTSUP: those cannot share one.
+ *
+ * Rules: lock and unlock on the same thread; not recursive; do not unmap the
+ * segment while holding one of its mutexes (the OS finds a dead owner's
+ * mutexes through the owner's own mapping). Linux: a robust, process-shared
+ * pthread mutex; Windows: a named mutex per lock (an abandoned mutex is
+ * FERRY_EOWNERDEAD). docs/design.md has the layout.
+ *
+ * Lock, unlock and consistent are fast paths: FERRY_ETIMEDOUT,
+ * FERRY_EOWNERDEAD and FERRY_EBUSY for a mutex another thread holds set no
+ * detail message; other errors do.
+ */
+#define FERRY_MUTEX_SIZE 64
+#define FERRY_MUTEX_ALIGN 64
+
+/* Initialises the mutex at MEM, unlocked. Called once, by the process that
+ * creates the segment, before any other process uses the mutex (one that
+ * looks earlier gets FERRY_EINVAL, "not initialised"). Running it on a mutex
+ * that a thread holds or waits for is undefined; running it on an unused
+ * one resets it (the way out of FERRY_ENOTRECOVERABLE).
+ * Errors: FERRY_EINVAL (MEM NULL or not FERRY_MUTEX_ALIGN-aligned),
+ * FERRY_ENOTSUP (no robust process-shared mutexes on this system). */
+FERRY_API int ferry_mutex_init(void *mem);
+
+/* Locks the mutex at MEM. TIMEOUT_NS 0 tries once; a positive value waits at
+ * most that long; a negative one is FERRY_EINVAL. Returns
+ *   0                      the caller holds the mutex;
+ *   FERRY_EOWNERDEAD       the caller holds the mutex, and its previous owner
+ *                          died holding it: make the protected state
+ *                          consistent, call ferry_mutex_consistent(), then
+ *                          unlock (unlocking without it makes the mutex
+ *                          FERRY_ENOTRECOVERABLE for everyone);
+ *   FERRY_EBUSY            TIMEOUT_NS 0 and another thread holds it, or the
+ *                          calling thread holds it already (with any
+ *                          timeout: waiting would deadlock);
+ *   FERRY_ETIMEDOUT        still held by another thread after TIMEOUT_NS;
+ *   FERRY_ENOTRECOVERABLE  a recovering owner unlocked without
+ *                          ferry_mutex_consistent(): the mutex is unusable
+ *                          until ferry_mutex_init();
+ *   FERRY_EINVAL, FERRY_EVERSION, FERRY_ENOTSUP, FERRY_ECORRUPT  MEM is not
+ *                          an initialised ferry mutex that this process can
+ *                          use (see above), or its OS state is damaged. */
+FERRY_API int ferry_mutex_lock(void *mem, int64_t timeout_ns);
+
+/* Marks the mutex at MEM consistent again. Only by the thread that got
+ * FERRY_EOWNERDEAD from ferry_mutex_lock(), before it unlocks; the mutex
+ * then works normally. FERRY_EINVAL when the mutex is not in that state
+ * (or MEM is not a mutex). */
+FERRY_API int ferry_mutex_consistent(void *mem);
+
+/* Unlocks the mutex at MEM, which the calling thread holds (FERRY_EINVAL
+ * when it does not, or MEM is not a mutex). After FERRY_EOWNERDEAD without
+ * ferry_mutex_consistent() this still returns 0, and the mutex is
+ * FERRY_ENOTRECOVERABLE from then on. */
+FERRY_API int ferry_mutex_unlock(void *mem);
 
 #ifdef __cplusplus
 }

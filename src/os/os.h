@@ -214,6 +214,76 @@ static inline void ferry_os_cpu_relax(void) {
 }
 
 /* ---------------------------------------------------------------------- */
+/* Robust mutex in shared memory                                          */
+
+/* A mutex that processes share through a segment, robust against the death
+ * of its owner. Its state is FERRY_OS_MUTEX_SIZE bytes of "OS storage" at a
+ * 16-byte-aligned address M in shared memory, mapped read-write by every
+ * user; src/mutex.c puts it after a 16-byte header that carries the
+ * implementation tag and the lock id (docs/design.md). Each function also
+ * gets LOCK_ID, a non-zero 64-bit id unique to the mutex, chosen at init.
+ *
+ * POSIX: M holds a pthread_mutex_t made PTHREAD_PROCESS_SHARED,
+ * PTHREAD_MUTEX_ROBUST and PTHREAD_MUTEX_ERRORCHECK. The kernel's robust
+ * futex list marks a mutex whose owning thread dies (exit, kill), across
+ * processes, and the next locker gets EOWNERDEAD. Timed waits use
+ * pthread_mutex_clocklock on CLOCK_MONOTONIC (glibc 2.30+), else
+ * pthread_mutex_timedlock on CLOCK_REALTIME, in slices of at most a day
+ * against a monotonic deadline. A try is a timed lock with a deadline in
+ * the past, not pthread_mutex_trylock, whose glibc version leaves a
+ * not-recoverable mutex locked. LOCK_ID is not used.
+ *
+ * Windows (planned): a named mutex per lock, "Local\ferry-sync.@mutex-" +
+ * LOCK_ID in 16 hex digits (FERRY_OS_NAME_SYNC; '@' cannot start a ferry
+ * name, so it never meets a segment's sync objects), opened with
+ * CreateMutex on first use and kept open until the process exits, in a
+ * process-wide table keyed by LOCK_ID (the one piece of global state besides
+ * the capabilities: the API passes only M). WaitForSingleObject gives
+ * WAIT_OBJECT_0 (locked), WAIT_TIMEOUT (FERRY_EBUSY / FERRY_ETIMEDOUT) and
+ * WAIT_ABANDONED (FERRY_EOWNERDEAD). M holds what a Windows mutex lacks:
+ * the owner's pid and thread id and a state word (consistent, inconsistent,
+ * not recoverable). Lock sets the state to inconsistent on WAIT_ABANDONED,
+ * consistent() resets it, unlock of an inconsistent mutex sets not
+ * recoverable, and lock of a not-recoverable one releases it again and
+ * returns FERRY_ENOTRECOVERABLE. When every handle to the kernel object was
+ * closed (the owner died and nobody else had it open), the mutex is created
+ * anew: a lock that creates it while M still names an owner treats it as
+ * abandoned. Owner = calling thread gives FERRY_EBUSY (Windows mutexes are
+ * recursive; ferry's are not).
+ *
+ * Callers lock and unlock on the same thread. */
+#define FERRY_OS_MUTEX_SIZE 48
+
+/* A 16-bit tag for this process's mutex implementation and memory layout;
+ * processes with different tags cannot share a mutex (a 32-bit and a 64-bit
+ * process, or glibc and musl, lay out pthread_mutex_t differently). POSIX:
+ * 0x1000 with glibc, 0x2000 with another C library, plus pointer size << 8
+ * plus sizeof(pthread_mutex_t) (x86_64 glibc: 0x1828). Windows: 0x3000 plus
+ * pointer size << 8 plus the bytes of M it uses. */
+uint16_t ferry_os_mutex_kind(void);
+
+/* Initialises the unlocked mutex at M (whose contents are undefined before).
+ * FERRY_ENOTSUP when the system has no robust process-shared mutexes. */
+int ferry_os_mutex_init(void *m, uint64_t lock_id);
+
+/* Locks the mutex at M: TIMEOUT_NS 0 tries once, > 0 waits at most that
+ * long (relative; any value up to INT64_MAX). Returns 0 or
+ * FERRY_EOWNERDEAD (the caller holds it; its previous owner died), or
+ * FERRY_EBUSY (timeout 0 and held, or held by the calling thread),
+ * FERRY_ETIMEDOUT, FERRY_ENOTRECOVERABLE, FERRY_ECORRUPT (the OS rejects
+ * the contents of M). The first four set no detail message. */
+int ferry_os_mutex_lock(void *m, uint64_t lock_id, int64_t timeout_ns);
+
+/* Marks the mutex at M, held after FERRY_EOWNERDEAD, consistent again.
+ * FERRY_EINVAL when it is not in that state. */
+int ferry_os_mutex_consistent(void *m, uint64_t lock_id);
+
+/* Unlocks the mutex at M held by the calling thread (FERRY_EINVAL if it is
+ * not). Unlocking after FERRY_EOWNERDEAD without ferry_os_mutex_consistent
+ * makes it not recoverable. */
+int ferry_os_mutex_unlock(void *m, uint64_t lock_id);
+
+/* ---------------------------------------------------------------------- */
 /* Processes and time                                                     */
 
 /* This process's id. */

@@ -69,6 +69,10 @@ static int err_from_errno(int e) {
     return FERRY_ENOTSUP;
   case EOVERFLOW:
     return FERRY_ETOOBIG;
+  case EOWNERDEAD:
+    return FERRY_EOWNERDEAD;
+  case ENOTRECOVERABLE:
+    return FERRY_ENOTRECOVERABLE;
   default:
     return FERRY_EIO;
   }
@@ -668,6 +672,163 @@ int ferry_os_wake(ferry_os_waitpoint *wp, _Atomic uint32_t *word) {
   return 0;
 }
 #endif
+
+/* ---------------------------------------------------------------------- */
+/* Robust mutex                                                           */
+
+_Static_assert(sizeof(pthread_mutex_t) <= FERRY_OS_MUTEX_SIZE,
+               "pthread_mutex_t must fit the OS storage of a ferry mutex");
+_Static_assert(_Alignof(pthread_mutex_t) <= 16,
+               "pthread_mutex_t must fit a 16-byte-aligned slot");
+
+/* Wait at most this long per timed-lock call: the absolute deadline then
+ * fits a 32-bit time_t until 2038, and a realtime clock step costs a slice
+ * at most (the overall deadline is monotonic). */
+#define MUTEX_SLICE_NS (INT64_C(86400) * 1000000000)
+
+uint16_t ferry_os_mutex_kind(void) {
+#ifdef __GLIBC__
+  unsigned family = 0x1000;
+#else
+  unsigned family = 0x2000;
+#endif
+  return (uint16_t)(family | (unsigned)sizeof(void *) << 8 |
+                    (unsigned)sizeof(pthread_mutex_t));
+}
+
+/* The pthread result E of operation WHAT as a FERRY_E* code. */
+static int mutex_err(int e, const char *what) {
+  switch (e) {
+  case 0:
+    return 0;
+  case EBUSY:
+    return FERRY_EBUSY;
+  case ETIMEDOUT:
+    return FERRY_ETIMEDOUT;
+  case EOWNERDEAD:
+    return FERRY_EOWNERDEAD;
+  case EDEADLK:
+    return ferry__err(FERRY_EBUSY, "mutex %s: the calling thread holds it",
+                      what);
+  case ENOTRECOVERABLE:
+    return ferry__err(FERRY_ENOTRECOVERABLE,
+                      "mutex %s: a previous owner died and its successor "
+                      "unlocked without ferry_mutex_consistent(); the mutex "
+                      "stays unusable until ferry_mutex_init()",
+                      what);
+  case EPERM:
+    return ferry__err(FERRY_EINVAL,
+                      "mutex %s: the calling thread does not hold it", what);
+  case EINVAL:
+    return ferry__err(FERRY_ECORRUPT,
+                      "mutex %s: the C library rejects the mutex state in "
+                      "shared memory (overwritten?)",
+                      what);
+  default:
+    return ferry__err(err_from_errno(e), "mutex %s: %s", what, strerror(e));
+  }
+}
+
+int ferry_os_mutex_init(void *m, uint64_t lock_id) {
+#ifdef __APPLE__
+  (void)m;
+  (void)lock_id;
+  return ferry__err(FERRY_ENOTSUP, "this system has no robust mutexes");
+#else
+  pthread_mutexattr_t a;
+  int e;
+  (void)lock_id;
+  e = pthread_mutexattr_init(&a);
+  if (e != 0)
+    return ferry__err(err_from_errno(e), "pthread_mutexattr_init: %s",
+                      strerror(e));
+  e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+  if (e == 0)
+    e = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+  if (e == 0)
+    e = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+  if (e != 0) {
+    pthread_mutexattr_destroy(&a);
+    return ferry__err(FERRY_ENOTSUP,
+                      "robust process-shared mutexes are not supported: %s",
+                      strerror(e));
+  }
+  e = pthread_mutex_init((pthread_mutex_t *)m, &a);
+  pthread_mutexattr_destroy(&a);
+  if (e != 0)
+    return ferry__err(e == EINVAL || e == ENOTSUP ? FERRY_ENOTSUP
+                                                  : err_from_errno(e),
+                      "pthread_mutex_init: %s", strerror(e));
+  return 0;
+#endif
+}
+
+#if defined(__GLIBC__) &&                                                      \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 30))
+#define MUTEX_CLOCK CLOCK_MONOTONIC
+#define mutex_lock_until(m, ts) pthread_mutex_clocklock(m, CLOCK_MONOTONIC, ts)
+#else
+#define MUTEX_CLOCK CLOCK_REALTIME
+#define mutex_lock_until(m, ts) pthread_mutex_timedlock(m, ts)
+#endif
+
+/* One attempt that waits at most SLICE_NS (> 0). */
+static int mutex_lock_for(pthread_mutex_t *m, int64_t slice_ns) {
+  struct timespec ts;
+  int64_t t;
+  clock_gettime(MUTEX_CLOCK, &ts);
+  t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + slice_ns;
+  ts.tv_sec = (time_t)(t / 1000000000);
+  ts.tv_nsec = (long)(t % 1000000000);
+  return mutex_lock_until(m, &ts);
+}
+
+int ferry_os_mutex_lock(void *m, uint64_t lock_id, int64_t timeout_ns) {
+  pthread_mutex_t *pm = (pthread_mutex_t *)m;
+  int64_t end, left;
+  int e;
+  (void)lock_id;
+  if (timeout_ns <= 0) {
+    /* Not pthread_mutex_trylock: on a not-recoverable robust mutex glibc's
+     * (2.36 at least) returns ENOTRECOVERABLE but leaves the lock word
+     * held, so every later locker would time out. The timed lock gets that
+     * case right, and with a deadline in the past it only tries (glibc
+     * returns ETIMEDOUT for a negative one without a system call). */
+    struct timespec past;
+    past.tv_sec = -1;
+    past.tv_nsec = 0;
+    e = mutex_lock_until(pm, &past);
+    return e == ETIMEDOUT ? FERRY_EBUSY : mutex_err(e, "lock");
+  }
+  end = ferry_os_monotonic_ns();
+  end = timeout_ns > INT64_MAX - end ? INT64_MAX : end + timeout_ns;
+  for (;;) {
+    left = end - ferry_os_monotonic_ns();
+    if (left <= 0)
+      left = 1; /* waited out: one last attempt, which takes a free mutex */
+    e = mutex_lock_for(pm, left < MUTEX_SLICE_NS ? left : MUTEX_SLICE_NS);
+    if (e != ETIMEDOUT)
+      return mutex_err(e, "lock");
+    if (ferry_os_monotonic_ns() >= end)
+      return FERRY_ETIMEDOUT;
+  }
+}
+
+int ferry_os_mutex_consistent(void *m, uint64_t lock_id) {
+  int e;
+  (void)lock_id;
+  e = pthread_mutex_consistent((pthread_mutex_t *)m);
+  if (e == EINVAL)
+    return ferry__err(FERRY_EINVAL,
+                      "mutex consistent: the mutex is not held after "
+                      "FERRY_EOWNERDEAD");
+  return mutex_err(e, "consistent");
+}
+
+int ferry_os_mutex_unlock(void *m, uint64_t lock_id) {
+  (void)lock_id;
+  return mutex_err(pthread_mutex_unlock((pthread_mutex_t *)m), "unlock");
+}
 
 /* ---------------------------------------------------------------------- */
 /* Processes and time                                                     */

@@ -153,7 +153,8 @@ static int seg_attach(ferry_segment *s, const char *expect_name, int by_name,
       } else {
         /* Initialising. The creator wrote its identity first: if it has
          * died, waiting is pointless. The fields are untrusted: they only
-         * feed a liveness probe. */
+         * feed a liveness probe. `ferry gc` recognises the message below
+         * (tools/ferry/gc.c, half_init_pid): keep its wording. */
         const struct ferry_hdr *h = (const struct ferry_hdr *)s->base;
         uint64_t pid = ferry__peek_u64(&h->creator_pid);
         if (pid != 0 &&
@@ -167,9 +168,12 @@ static int seg_attach(ferry_segment *s, const char *expect_name, int by_name,
                             "`ferry gc`",
                             s->os_name, (unsigned long long)pid);
       }
-      if (expired)
+      if (expired) /* no creator identity yet, or a live creator */
         return ferry__err(FERRY_ETIMEDOUT,
-                          "%s is still being initialised after %lld ms",
+                          "%s is still being initialised after %lld ms: its "
+                          "creator is slow, or died before recording itself "
+                          "(if nothing is creating it, remove it with "
+                          "`ferry rm`)",
                           s->os_name, (long long)o->timeout_ms);
     }
     ferry_os_sleep_ns(backoff);

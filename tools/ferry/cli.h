@@ -2,9 +2,10 @@
  * What the ferry CLI's source files share: exit codes, error lines, the
  * argument parser, value parsers and JSON output (tools/ferry/main.c), and
  * the commands that live in files of their own (stream.c: send and recv;
- * demo.c: demo). Everything here uses the public API (include/ferry.h) and
- * portable C only; the cli_ prefix keeps the names apart from bench.c's,
- * which is linked into the same program.
+ * demo.c: demo; gc.c: gc). Everything here uses the public API
+ * (include/ferry.h) and portable C only (gc.c adds Linux-only /proc checks
+ * behind #ifdef __linux__); the cli_ prefix keeps the names apart from
+ * bench.c's, which is linked into the same program.
  */
 #ifndef FERRY_TOOL_CLI_H
 #define FERRY_TOOL_CLI_H
@@ -95,8 +96,10 @@ void cli_json_str(const char *s);
 extern const char cli_send_usage[];
 extern const char cli_recv_usage[];
 extern const char cli_demo_usage[];
+extern const char cli_gc_usage[];
 int cli_cmd_send(int argc, char **argv);
 int cli_cmd_recv(int argc, char **argv);
 int cli_cmd_demo(int argc, char **argv);
+int cli_cmd_gc(int argc, char **argv);
 
 #endif

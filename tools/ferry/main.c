@@ -15,7 +15,8 @@
  *   handling in proc.c, so the tool also builds with mingw-w64.
  *
  * Files: this one holds the shared helpers (cli.h), create/ls/info/rm/help
- * and the commands[] table; stream.c holds send and recv, demo.c the demo;
+ * and the commands[] table; stream.c holds send and recv, demo.c the demo,
+ * gc.c gc (stale segments);
  * `ferry bench` is bench/bench.c, linked in when the build has benchmarks.
  * A new command is one function and one row of the commands[] table.
  */
@@ -1200,6 +1201,8 @@ static const struct command commands[] = {
     {"info", cmd_info, "show everything about a segment or channel",
      info_usage},
     {"rm", cmd_rm, "remove segments and channels", rm_usage},
+    {"gc", cli_cmd_gc, "remove stale segments (creator and users dead)",
+     cli_gc_usage},
     {"send", cli_cmd_send, "send standard input through a channel",
      cli_send_usage},
     {"recv", cli_cmd_recv, "write a channel's messages to standard output",

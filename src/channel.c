@@ -86,6 +86,12 @@ static inline void rec_write(ferry_channel *ch, uint64_t pos, uint32_t word,
   ferry__store_release(&r->word, word);
 }
 
+/* Positions read from shared memory must be record-aligned: a record
+ * header read at an unaligned index could run past the ring's end. */
+static inline int pos_bad(const ferry_channel *ch, uint64_t pos) {
+  return (pos & (ch->rh - 1)) != 0;
+}
+
 static int64_t clamp_timeout(int64_t t) {
   return t > FERRY_CHAN_TIMEOUT_MAX ? FERRY_CHAN_TIMEOUT_MAX : t;
 }
@@ -97,15 +103,7 @@ uint32_t ferry__chan_crc(const struct ferry_chan_hdr *h) {
   uint8_t line[64];
   memcpy(line, h, 64);
   memset(line + offsetof(struct ferry_chan_hdr, crc), 0, 4);
-  /* the segment header's CRC routine zeroes bytes 8..11 and 20..23; give
-   * it a copy in which those bytes are also part of the checksum */
-  {
-    uint32_t a = ferry__hdr_crc(line, 64);
-    uint8_t fold[8];
-    memcpy(fold, line + 8, 4);
-    memcpy(fold + 4, line + 20, 4);
-    return a ^ (ferry__hdr_crc(fold, 8) * 0x9e3779b1u);
-  }
+  return ferry__crc32c(line, 64);
 }
 
 int ferry__chan_validate(const struct ferry_chan_hdr *h, uint64_t data_size) {
@@ -447,6 +445,12 @@ int ferry_channel_open(ferry_channel **out, const char *name, unsigned flags,
     if (rc != 0)
       goto fail_wp;
     t = ferry__load_acquire(&ch->h->tail);
+    if (pos_bad(ch, t)) {
+      rc = ferry__err(FERRY_ECORRUPT, "%s: tail %llu is not record-aligned",
+                      ferry__segment_os_name(ch->seg), (unsigned long long)t);
+      peer_detach(ch);
+      goto fail_wp;
+    }
     if (role == FERRY_SENDER) {
       ch->tail = t;
       ch->limit = t; /* learn the real limit on the first send */
@@ -456,7 +460,8 @@ int ferry_channel_open(ferry_channel **out, const char *name, unsigned flags,
         ch->seq = ferry__load_acquire(&ch->h->tail_seq);
         if (!(ch->flags & FERRY_CHANNEL_OVERRUN))
           ch->oldest = t; /* only overrun mode keeps it */
-        else if (ch->oldest > t || t - ch->oldest > ch->cap) {
+        else if (ch->oldest > t || t - ch->oldest > ch->cap ||
+                 pos_bad(ch, ch->oldest)) {
           rc = ferry__err(FERRY_ECORRUPT, "%s: oldest position is corrupt",
                           ferry__segment_os_name(ch->seg));
           peer_detach(ch);
@@ -484,7 +489,7 @@ int ferry_channel_open(ferry_channel **out, const char *name, unsigned flags,
       ferry__store_release(&ch->me->cursor, t);
     } else {
       uint64_t hd = ferry__load_acquire(&ch->h->head);
-      if (hd > t || t - hd > ch->cap) {
+      if (hd > t || t - hd > ch->cap || pos_bad(ch, hd)) {
         rc = ferry__err(FERRY_ECORRUPT,
                         "%s: ring positions are inconsistent (head %llu, "
                         "tail %llu)",
@@ -498,7 +503,8 @@ int ferry_channel_open(ferry_channel **out, const char *name, unsigned flags,
       if (ch->kind == FERRY_CHANNEL_MPSC) {
         /* Finish a release its predecessor died in the middle of. */
         uint64_t pend = ferry__load_acquire(&ch->h->head_pending);
-        if (pend > hd && pend <= t && pend - hd <= ch->cap)
+        if (pend > hd && pend <= t && pend - hd <= ch->cap &&
+            !pos_bad(ch, pend))
           advance(ch, pend);
       }
     }
@@ -712,7 +718,7 @@ static int mp_try_claim(ferry_channel *ch, uint64_t size) {
     uint64_t idx = t & ch->mask;
     uint64_t pad = idx + size > ch->cap ? ch->cap - idx : 0;
     uint64_t end = t + pad + size;
-    if (t < ch->tail || t + ch->cap < ch->limit)
+    if (t < ch->tail || t + ch->cap < ch->limit || pos_bad(ch, t))
       return FERRY_ECORRUPT; /* behind our own last claim, or a head we saw */
     if (end > ch->limit) {
       /* Learn how far the receiver got. A claim was made against a head no
@@ -721,7 +727,8 @@ static int mp_try_claim(ferry_channel *ch, uint64_t size) {
       uint64_t t1 = ferry__load_acquire(&ch->h->tail);
       uint64_t hd = ferry__load_acquire(&ch->h->head);
       t = ferry__load_acquire(&ch->h->tail);
-      if (hd > t || (t1 > hd && t1 - hd > ch->cap))
+      if (hd > t || (t1 > hd && t1 - hd > ch->cap) || pos_bad(ch, hd) ||
+          pos_bad(ch, t))
         return FERRY_ECORRUPT;
       ch->limit = hd + ch->cap;
       idx = t & ch->mask;
@@ -907,6 +914,8 @@ int ferry__rec_parse(uint32_t word, uint64_t idx, uint64_t avail, uint64_t cap,
 
 static int rec_inspect(const ferry_channel *ch, uint64_t pos, uint64_t limit,
                        uint64_t *len, uint64_t *size, int *pad) {
+  if (pos_bad(ch, pos))
+    return FERRY_ECORRUPT;
   return ferry__rec_parse(rec_word_acquire(ch, pos), pos & ch->mask,
                           limit - pos, ch->cap, ch->rh, ch->max_msg, len, size,
                           pad);
@@ -917,7 +926,7 @@ static int sp_load_tail(ferry_channel *ch) {
   uint64_t t = ferry__load_acquire(&ch->h->tail);
   /* With overrun the sender may be any distance ahead (it lapped us; the
    * oldest intact record says where to resume); otherwise at most a ring. */
-  if (t < ch->head ||
+  if (t < ch->head || pos_bad(ch, t) ||
       (!(ch->flags & FERRY_CHANNEL_OVERRUN) && t - ch->head > ch->cap))
     return FERRY_ECORRUPT;
   ch->tail_seen = t;
@@ -959,6 +968,8 @@ static int bc_catch_up(ferry_channel *ch) {
     uint32_t w;
     if (o <= ch->head)
       return 0;
+    if (pos_bad(ch, o))
+      return FERRY_ECORRUPT;
     bc_load_tail_seq(ch, &t, &tseq);
     if (t < ch->head)
       return FERRY_ECORRUPT;

@@ -5,21 +5,30 @@
 
 #include "error.h"
 
-uint32_t ferry__hdr_crc(const void *hdr, size_t len) {
-  const uint8_t *p = (const uint8_t *)hdr;
+uint32_t ferry__crc32c(const void *data, size_t len) {
+  const uint8_t *p = (const uint8_t *)data;
   uint32_t crc = 0xffffffffu;
   size_t i;
   for (i = 0; i < len; i++) {
-    uint8_t b = p[i];
     int k;
-    /* state (8..11) and header_crc (20..23) count as zero */
-    if ((i >= 8 && i < 12) || (i >= 20 && i < 24))
-      b = 0;
-    crc ^= b;
+    crc ^= p[i];
     for (k = 0; k < 8; k++)
       crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1u)));
   }
   return ~crc;
+}
+
+uint32_t ferry__hdr_crc(const void *hdr, size_t len) {
+  uint8_t img[FERRY_HDR_MAX];
+  if (len > sizeof img)
+    len = sizeof img;
+  memcpy(img, hdr, len);
+  /* state (8..11) and header_crc (20..23) count as zero */
+  if (len >= 12)
+    memset(img + 8, 0, 4);
+  if (len >= 24)
+    memset(img + 20, 0, 4);
+  return ferry__crc32c(img, len);
 }
 
 static int name_char_ok(char c, int first) {

@@ -83,6 +83,9 @@ _Static_assert(sizeof(struct ferry_hdr) == FERRY_HDR_SIZE,
                "ferry_hdr must be 256 bytes");
 _Static_assert(FERRY_NAME_MAX < 64, "name field holds FERRY_NAME_MAX + NUL");
 
+/* CRC-32C (Castagnoli) of LEN bytes. */
+uint32_t ferry__crc32c(const void *data, size_t len);
+
 /* CRC-32C (Castagnoli) of a header image: bytes [0, len) with the state and
  * header_crc fields taken as zero. */
 uint32_t ferry__hdr_crc(const void *hdr, size_t len);

@@ -8,6 +8,7 @@
 #endif
 #include "test.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -286,6 +287,49 @@ static void test_cli_send_reports_dead_receiver(void) {
       0);
 }
 
+/* Writes V at byte OFF of segment NAME's object in /dev/shm. */
+static void poke_u64(const char *name, off_t off, uint64_t v) {
+  char path[128];
+  int fd;
+  snprintf(path, sizeof path, "/dev/shm/ferry.%s", name);
+  fd = open(path, O_RDWR);
+  ASSERT_TRUE(fd >= 0);
+  ASSERT_EQ(pwrite(fd, &v, sizeof v, off), (long long)sizeof v);
+  close(fd);
+}
+
+/* Hostile positions: a head or tail that is not record-aligned (found by
+ * fuzz_ring: the receiver read a record header at it, past the ring's end)
+ * is refused with FERRY_ECORRUPT, at open and while receiving. The channel
+ * header sits at byte 4096 of the object; tail at +64, head at +128. */
+static void test_unaligned_positions_refused(void) {
+  char ch[64];
+  ferry_channel_opts o = FERRY_CHANNEL_OPTS_INIT;
+  ferry_channel *tx, *rx;
+  uint64_t v = 7;
+  size_t len;
+  test_name(ch, sizeof ch, "unaligned");
+  o.capacity = 4096;
+  o.max_peers = 2; /* the ring then ends where the mapping ends */
+  ASSERT_OK(
+      ferry_channel_open(&tx, ch, FERRY_CREATE | FERRY_EXCL, FERRY_SENDER, &o));
+  ASSERT_OK(ferry_channel_close(tx));
+  poke_u64(ch, 4096 + 128, 4094); /* head */
+  poke_u64(ch, 4096 + 64, 4102);  /* tail */
+  ASSERT_ERR(ferry_channel_open(&rx, ch, 0, FERRY_RECEIVER, NULL),
+             FERRY_ECORRUPT);
+  ASSERT_ERR(ferry_channel_open(&tx, ch, 0, FERRY_SENDER, NULL),
+             FERRY_ECORRUPT);
+  /* aligned again, a receiver opens; then the tail goes bad under it */
+  poke_u64(ch, 4096 + 128, 4096);
+  poke_u64(ch, 4096 + 64, 4096);
+  ASSERT_OK(ferry_channel_open(&rx, ch, 0, FERRY_RECEIVER, NULL));
+  poke_u64(ch, 4096 + 64, 4100);
+  ASSERT_ERR(ferry_channel_recv(rx, &v, sizeof v, &len, 0), FERRY_ECORRUPT);
+  ASSERT_OK(ferry_channel_close(rx));
+  ASSERT_OK(ferry_segment_unlink(ch, 0));
+}
+
 int main(int argc, char **argv) {
   static const struct test_case tests[] = {
       {"dead_receiver_spsc", test_dead_receiver_spsc},
@@ -293,6 +337,7 @@ int main(int argc, char **argv) {
       {"sender_killed_mid_message", test_sender_killed_mid_message},
       {"slow_sender_not_skipped", test_slow_sender_not_skipped},
       {"cli_send_reports_dead_receiver", test_cli_send_reports_dead_receiver},
+      {"unaligned_positions_refused", test_unaligned_positions_refused},
       {NULL, NULL}};
   static const struct test_role roles[] = {{"receiver", role_receiver},
                                            {"stuck-sender", role_stuck_sender},

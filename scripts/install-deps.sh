@@ -7,8 +7,12 @@ set -eu
 # runtimes (libasan8, libubsan1 come with libgcc-12-dev), pkg-config (the
 # install test), python3 (the
 # Python interoperability test), util-linux (setpriv, for the CLI's
-# permission test).
-PKGS="gcc libc6-dev libgcc-12-dev make cmake pkg-config python3 util-linux"
+# permission test); fuzzing (make fuzz): clang, and libclang-rt-14-dev for
+# libFuzzer and clang's sanitizer runtimes (clang-14 brings libstdc++-12-dev,
+# which the libFuzzer runtime links against), llvm-14 for llvm-symbolizer
+# (readable crash reports).
+PKGS="gcc libc6-dev libgcc-12-dev make cmake pkg-config python3 util-linux
+clang libclang-rt-14-dev llvm-14"
 
 missing=""
 for p in $PKGS; do

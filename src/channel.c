@@ -305,10 +305,12 @@ static void peer_detach(ferry_channel *ch) {
     return;
   mine = ch->my_index + 1;
   peer_fold(h, p);
-  ferry__store_release(&p->state, FERRY_PEER_FREE);
+  /* Give up the role before the slot: a newcomer must never find the role
+   * pointing at a free slot (or at one it would judge by our pid). */
   if (role_is_unique(ch->kind, ch->role))
     atomic_compare_exchange_strong(
         ch->role == FERRY_SENDER ? &h->tx_owner : &h->rx_owner, &mine, 0);
+  ferry__store_release(&p->state, FERRY_PEER_FREE);
   /* A broadcast sender waiting on this subscriber can move on. */
   if (ch->kind == FERRY_CHANNEL_BROADCAST && ch->role == FERRY_RECEIVER)
     ferry__waitq_wake(&h->tx, &ch->wp_tx);

@@ -181,7 +181,7 @@ static void chan_init(void *data, uint64_t size, void *ctx) {
 /* Peers                                                                  */
 
 static int peer_alive(const struct ferry_chan_peer *p) {
-  return ferry__proc_alive(ferry__load_relaxed(&p->pid),
+  return ferry__proc_alive(ferry__load_acquire(&p->pid),
                            ferry__load_relaxed(&p->start),
                            ferry__load_relaxed(&p->boot));
 }
@@ -208,93 +208,112 @@ static void peer_fill(ferry_channel *ch, struct ferry_chan_peer *p,
                       unsigned role) {
   uint64_t start = 0;
   ferry_os_proc_start(ferry_os_pid(), &start);
+  /* The slot's pid is 0 while we hold it CLAIMED, so nobody judges it;
+   * the pid goes in last (release), and with it the rest is visible. */
   p->role = role;
-  ferry__store_relaxed(&p->pid, ferry_os_pid());
   ferry__store_relaxed(&p->start, start);
   ferry__store_relaxed(&p->boot, ferry_os_boot_id());
   ferry__store_relaxed(&p->msgs, 0);
   ferry__store_relaxed(&p->lost, 0);
+  ferry__store_release(&p->pid, ferry_os_pid());
   ch->me = p;
   ch->my_index = (uint32_t)(p - ch->peers);
 }
 
-/* Registers this process in the peer table as ROLE. */
+/* Frees a dead peer's slot P (ACTIVE or CLAIMED): exactly one process wins
+ * the move to RETIRING, folds the counters and frees it. */
+static void peer_retire(struct ferry_chan_hdr *h, struct ferry_chan_peer *p,
+                        uint32_t st) {
+  if (!atomic_compare_exchange_strong(&p->state, &st, FERRY_PEER_RETIRING))
+    return;
+  peer_fold(h, p);
+  ferry__store_relaxed(&p->pid, 0);
+  ferry__store_release(&p->state, FERRY_PEER_FREE);
+}
+
+/* May slot I (state ST) be reused because its process died? Not while it
+ * holds a unique role (that passes through the owner word), nor while it is a
+ * dead MPSC sender's with a claim the receiver has yet to skip. */
+static int slot_reusable(ferry_channel *ch, uint32_t i, uint32_t st) {
+  struct ferry_chan_peer *p = &ch->peers[i];
+  struct ferry_chan_hdr *h = ch->h;
+  if (st != FERRY_PEER_ACTIVE && st != FERRY_PEER_CLAIMED)
+    return 0;
+  if (ferry__load_relaxed(&p->pid) == 0 || peer_alive(p) != 0)
+    return 0; /* live, or being filled in: pid 0 cannot be judged */
+  if (ferry__load_relaxed(&h->tx_owner) == i + 1 ||
+      ferry__load_relaxed(&h->rx_owner) == i + 1)
+    return 0;
+  if (ch->kind == FERRY_CHANNEL_MPSC && p->role == FERRY_SENDER &&
+      ferry__load_relaxed(&p->claim_end) > ferry__load_acquire(&h->head))
+    return 0;
+  return 1;
+}
+
+/* Registers this process in the peer table as ROLE: claims a slot (free, or
+ * a dead peer's), writes our identity into it, then, for a unique role,
+ * takes the role through the owner word, from nobody or from a dead holder
+ * (whose position lives in the channel header, so it carries over). A
+ * process that dies anywhere in here leaves nothing that blocks the next. */
 static int peer_attach(ferry_channel *ch, unsigned role) {
   struct ferry_chan_hdr *h = ch->h;
   _Atomic uint32_t *owner = role == FERRY_SENDER ? &h->tx_owner : &h->rx_owner;
-  uint32_t i;
   int unique = role_is_unique(ch->kind, role);
+  struct ferry_chan_peer *mine = NULL;
+  uint32_t i;
 
-  /* A unique role: if someone holds it, they must be dead to be replaced. */
-  if (unique) {
-    uint32_t cur = ferry__load_acquire(owner);
-    if (cur != 0) {
-      struct ferry_chan_peer *p;
-      if (cur > ch->max_peers)
-        return ferry__err(FERRY_ECORRUPT, "%s: role owner index %u is corrupt",
-                          ferry__segment_os_name(ch->seg), (unsigned)cur);
-      p = &ch->peers[cur - 1];
-      if (peer_alive(p) != 0)
-        return ferry__err(FERRY_EBUSY, "%s already has a %s: process %llu",
-                          ferry__segment_os_name(ch->seg),
-                          role == FERRY_SENDER ? "sender" : "receiver",
-                          (unsigned long long)ferry__load_relaxed(&p->pid));
-      /* Take over the dead holder's slot, and with it its position. */
-      if (atomic_compare_exchange_strong(
-              &p->state, &(uint32_t){FERRY_PEER_ACTIVE}, FERRY_PEER_CLAIMED)) {
-        peer_fold(h, p);
-        peer_fill(ch, p, role);
-        if (!atomic_compare_exchange_strong(owner, &cur, cur)) {
-          ferry__store_release(&p->state, FERRY_PEER_FREE);
-          return ferry__err(FERRY_EBUSY, "%s: lost a race for the %s role",
-                            ferry__segment_os_name(ch->seg),
-                            role == FERRY_SENDER ? "sender" : "receiver");
-        }
-        ferry__store_release(&p->state, FERRY_PEER_ACTIVE);
-        return 0;
-      }
-      return ferry__err(FERRY_EBUSY, "%s: the %s role is being taken over",
-                        ferry__segment_os_name(ch->seg),
-                        role == FERRY_SENDER ? "sender" : "receiver");
-    }
-  }
-  /* A free slot; or a dead peer's, whose counters we fold into the totals. */
-  for (i = 0; i < ch->max_peers; i++) {
+  for (i = 0; i < ch->max_peers && !mine; i++) {
     struct ferry_chan_peer *p = &ch->peers[i];
     uint32_t st = ferry__load_acquire(&p->state);
-    int take = 0;
-    if (st == FERRY_PEER_FREE)
-      take = atomic_compare_exchange_strong(&p->state, &st, FERRY_PEER_CLAIMED);
-    else if (st == FERRY_PEER_ACTIVE && peer_alive(p) == 0 &&
-             /* a dead MPSC sender's unfinished claim must stay findable */
-             !(ch->kind == FERRY_CHANNEL_MPSC && p->role == FERRY_SENDER &&
-               ferry__load_relaxed(&p->claim_end) >
-                   ferry__load_acquire(&h->head)) &&
-             (!role_is_unique(ch->kind, p->role) ||
-              ferry__load_relaxed(p->role == FERRY_SENDER
-                                      ? &h->tx_owner
-                                      : &h->rx_owner) != i + 1)) {
-      take = atomic_compare_exchange_strong(&p->state, &st, FERRY_PEER_CLAIMED);
-      if (take)
-        peer_fold(h, p);
+    if (st == FERRY_PEER_FREE) {
+      if (atomic_compare_exchange_strong(&p->state, &st, FERRY_PEER_CLAIMED))
+        mine = p;
+    } else if (slot_reusable(ch, i, st)) {
+      peer_retire(h, p, st);
+      st = FERRY_PEER_FREE;
+      if (atomic_compare_exchange_strong(&p->state, &st, FERRY_PEER_CLAIMED))
+        mine = p;
     }
-    if (!take)
-      continue;
-    peer_fill(ch, p, role);
-    if (unique) {
-      uint32_t zero = 0;
-      if (!atomic_compare_exchange_strong(owner, &zero, i + 1)) {
-        ferry__store_release(&p->state, FERRY_PEER_FREE);
-        ch->me = NULL;
-        return ferry__err(FERRY_EBUSY, "%s already has a %s",
-                          ferry__segment_os_name(ch->seg),
-                          role == FERRY_SENDER ? "sender" : "receiver");
-      }
-    }
-    return 0; /* the caller sets the cursor, then marks the slot active */
   }
-  return ferry__err(FERRY_EBUSY, "%s: all %u peer slots are taken",
-                    ferry__segment_os_name(ch->seg), (unsigned)ch->max_peers);
+  if (!mine)
+    return ferry__err(FERRY_EBUSY, "%s: all %u peer slots are taken",
+                      ferry__segment_os_name(ch->seg), (unsigned)ch->max_peers);
+  peer_fill(ch, mine, role); /* our pid first: from now on we can be judged */
+  if (!unique)
+    return 0; /* the caller sets the cursor, then marks the slot active */
+
+  for (;;) {
+    uint32_t cur = ferry__load_acquire(owner), zero = 0;
+    struct ferry_chan_peer *q;
+    if (cur == 0) {
+      if (atomic_compare_exchange_strong(owner, &zero, ch->my_index + 1))
+        return 0;
+      continue;
+    }
+    if (cur > ch->max_peers) {
+      peer_retire(h, mine, FERRY_PEER_CLAIMED);
+      ch->me = NULL;
+      return ferry__err(FERRY_ECORRUPT, "%s: role owner index %u is corrupt",
+                        ferry__segment_os_name(ch->seg), (unsigned)cur);
+    }
+    q = &ch->peers[cur - 1];
+    if (ferry__load_relaxed(&q->pid) == 0 || peer_alive(q) != 0) {
+      uint64_t pid = ferry__load_relaxed(&q->pid);
+      peer_retire(h, mine, FERRY_PEER_CLAIMED);
+      ch->me = NULL;
+      return ferry__err(FERRY_EBUSY, "%s already has a %s: process %llu",
+                        ferry__segment_os_name(ch->seg),
+                        role == FERRY_SENDER ? "sender" : "receiver",
+                        (unsigned long long)pid);
+    }
+    /* The holder died: take the role over, then free its slot. */
+    if (atomic_compare_exchange_strong(owner, &cur, ch->my_index + 1)) {
+      uint32_t st = ferry__load_acquire(&q->state);
+      if (st == FERRY_PEER_ACTIVE || st == FERRY_PEER_CLAIMED)
+        peer_retire(h, q, st);
+      return 0;
+    }
+  }
 }
 
 static void peer_detach(ferry_channel *ch) {
@@ -310,6 +329,7 @@ static void peer_detach(ferry_channel *ch) {
   if (role_is_unique(ch->kind, ch->role))
     atomic_compare_exchange_strong(
         ch->role == FERRY_SENDER ? &h->tx_owner : &h->rx_owner, &mine, 0);
+  ferry__store_relaxed(&p->pid, 0);
   ferry__store_release(&p->state, FERRY_PEER_FREE);
   /* A broadcast sender waiting on this subscriber can move on. */
   if (ch->kind == FERRY_CHANNEL_BROADCAST && ch->role == FERRY_RECEIVER)
@@ -591,10 +611,7 @@ static void bc_evict_dead(ferry_channel *ch) {
     if (ferry__load_acquire(&p->state) != FERRY_PEER_ACTIVE ||
         p->role != FERRY_RECEIVER || peer_alive(p) != 0)
       continue;
-    if (atomic_compare_exchange_strong(&p->state, &st, FERRY_PEER_CLAIMED)) {
-      peer_fold(ch->h, p);
-      ferry__store_release(&p->state, FERRY_PEER_FREE);
-    }
+    peer_retire(ch->h, p, st);
   }
 }
 

@@ -82,9 +82,10 @@ struct ferry_chan_hdr {
 };                             /* 384 */
 
 /* Peer slot states. */
-#define FERRY_PEER_FREE 0u
-#define FERRY_PEER_CLAIMED 1u
-#define FERRY_PEER_ACTIVE 2u
+#define FERRY_PEER_FREE 0u     /* pid is 0 */
+#define FERRY_PEER_CLAIMED 1u  /* being filled in by the process in pid */
+#define FERRY_PEER_ACTIVE 2u   /* attached */
+#define FERRY_PEER_RETIRING 3u /* a dead peer's slot, being freed */
 
 struct ferry_chan_peer {
   _Atomic uint32_t state; /*  0 FERRY_PEER_* */

@@ -20,6 +20,17 @@
 
 /* ---- messages ---------------------------------------------------------- */
 
+/* A growable list of segment names, filled by cli_names_push (usable as a
+ * ferry_segment_list callback; sets oom and stops on allocation failure). */
+struct cli_names {
+  char **v;
+  size_t n, cap;
+  int oom;
+};
+int cli_names_push(const char *name, void *ctx);
+void cli_names_sort(struct cli_names *l);
+void cli_names_free(struct cli_names *l);
+
 /* Writes S to F with control characters replaced by '?'. */
 void cli_put_clean(FILE *f, const char *s);
 

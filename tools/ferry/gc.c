@@ -397,40 +397,6 @@ struct gc_entry {
   char msg[512]; /* its detail */
 };
 
-struct name_vec {
-  char **v;
-  size_t n, cap;
-  int oom;
-};
-
-static int push_name(const char *name, void *ctx) {
-  struct name_vec *l = (struct name_vec *)ctx;
-  size_t len = strlen(name);
-  char *copy;
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 16;
-    char **p = (char **)realloc(l->v, cap * sizeof *p);
-    if (!p) {
-      l->oom = 1;
-      return 1;
-    }
-    l->v = p;
-    l->cap = cap;
-  }
-  copy = (char *)malloc(len + 1);
-  if (!copy) {
-    l->oom = 1;
-    return 1;
-  }
-  memcpy(copy, name, len + 1);
-  l->v[l->n++] = copy;
-  return 0;
-}
-
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* "creator pid N dead, K dead peers" or "half-initialised, creator pid N
  * dead". */
 static void stale_reason(const struct judgement *j, char *buf, size_t cap) {
@@ -531,7 +497,7 @@ int cli_cmd_gc(int argc, char **argv) {
   enum { O_DRY_RUN, O_JSON };
   static const struct optspec specs[] = {
       {"dry-run", 0}, {"json", 0}, {NULL, 0}};
-  struct name_vec l = {NULL, 0, 0, 0};
+  struct cli_names l = {NULL, 0, 0, 0};
   struct gc_entry *e = NULL;
   struct args a;
   size_t i;
@@ -561,16 +527,16 @@ int cli_cmd_gc(int argc, char **argv) {
 
   if (explicit_names) {
     for (i = 0; i < (size_t)a.npos && !l.oom; i++)
-      push_name(a.pos[i], &l);
+      cli_names_push(a.pos[i], &l);
   } else {
-    rc = ferry_segment_list(push_name, &l);
+    rc = ferry_segment_list(cli_names_push, &l);
     if (rc != 0 && !l.oom) {
       cli_fail_line(argv[0], NULL, rc);
       status = EXIT_FAIL;
       goto out;
     }
     if (l.n > 1)
-      qsort(l.v, l.n, sizeof *l.v, cmp_str);
+      cli_names_sort(&l);
   }
   if (l.oom || (l.n > 0 && !(e = (struct gc_entry *)calloc(l.n, sizeof *e)))) {
     fprintf(stderr, "ferry: %s: out of memory\n", argv[0]);
@@ -627,9 +593,7 @@ int cli_cmd_gc(int argc, char **argv) {
     print_text(e, l.n, dry);
 
 out:
-  for (i = 0; i < l.n; i++)
-    free(l.v[i]);
-  free(l.v);
+  cli_names_free(&l);
   free(e);
   return status;
 }

@@ -674,24 +674,18 @@ static const char ls_usage[] =
     "           UTC; a segment that cannot be opened has \"error\" and\n"
     "           \"message\" instead of the other fields\n";
 
-struct name_list {
-  char **names;
-  size_t n, cap;
-  int oom;
-};
-
-static int collect_name(const char *name, void *ctx) {
-  struct name_list *l = (struct name_list *)ctx;
+int cli_names_push(const char *name, void *ctx) {
+  struct cli_names *l = (struct cli_names *)ctx;
   size_t len = strlen(name);
   char *copy;
   if (l->n == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 16;
-    char **p = (char **)realloc(l->names, cap * sizeof *p);
+    char **p = (char **)realloc(l->v, cap * sizeof *p);
     if (!p) {
       l->oom = 1;
       return 1;
     }
-    l->names = p;
+    l->v = p;
     l->cap = cap;
   }
   copy = (char *)malloc(len + 1);
@@ -700,12 +694,25 @@ static int collect_name(const char *name, void *ctx) {
     return 1;
   }
   memcpy(copy, name, len + 1);
-  l->names[l->n++] = copy;
+  l->v[l->n++] = copy;
   return 0;
 }
 
 static int cmp_names(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void cli_names_sort(struct cli_names *l) {
+  if (l->n > 1)
+    qsort(l->v, l->n, sizeof *l->v, cmp_names);
+}
+
+void cli_names_free(struct cli_names *l) {
+  size_t i;
+  for (i = 0; i < l->n; i++)
+    free(l->v[i]);
+  free(l->v);
+  memset(l, 0, sizeof *l);
 }
 
 /* One row of the listing. */
@@ -805,7 +812,7 @@ static void ls_print_json(char **names, const struct ls_row *rows, size_t n) {
 static int cmd_ls(int argc, char **argv) {
   enum { O_JSON };
   static const struct optspec specs[] = {{"json", 0}, {NULL, 0}};
-  struct name_list l = {NULL, 0, 0, 0};
+  struct cli_names l = {NULL, 0, 0, 0};
   struct ls_row *rows = NULL;
   struct args a;
   size_t i;
@@ -821,7 +828,7 @@ static int cmd_ls(int argc, char **argv) {
   if (a.npos > 0)
     return cli_usage_error(argv[0], "unexpected argument '%s'", a.pos[0]);
 
-  rc = ferry_segment_list(collect_name, &l);
+  rc = ferry_segment_list(cli_names_push, &l);
   if (l.oom) {
     fprintf(stderr, "ferry: %s: out of memory\n", argv[0]);
     rc = EXIT_FAIL;
@@ -833,7 +840,7 @@ static int cmd_ls(int argc, char **argv) {
     goto out;
   }
   if (l.n > 0) {
-    qsort(l.names, l.n, sizeof *l.names, cmp_names);
+    cli_names_sort(&l);
     rows = (struct ls_row *)calloc(l.n, sizeof *rows);
     if (!rows) {
       fprintf(stderr, "ferry: %s: out of memory\n", argv[0]);
@@ -842,7 +849,7 @@ static int cmd_ls(int argc, char **argv) {
     }
   }
   for (i = 0; i < l.n; i++) {
-    rows[i].rc = inspect(l.names[i], &rows[i].info);
+    rows[i].rc = inspect(l.v[i], &rows[i].info);
     if (rows[i].rc != 0) {
       const char *m = ferry_errmsg();
       snprintf(rows[i].msg, sizeof rows[i].msg, "%s",
@@ -850,14 +857,12 @@ static int cmd_ls(int argc, char **argv) {
     }
   }
   if (a.value[O_JSON])
-    ls_print_json(l.names, rows, l.n);
+    ls_print_json(l.v, rows, l.n);
   else
-    ls_print_table(l.names, rows, l.n);
+    ls_print_table(l.v, rows, l.n);
   rc = EXIT_OK;
 out:
-  for (i = 0; i < l.n; i++)
-    free(l.names[i]);
-  free(l.names);
+  cli_names_free(&l);
   free(rows);
   return rc;
 }

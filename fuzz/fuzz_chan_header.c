@@ -24,26 +24,7 @@
 #include "channel.h"
 #include "error.h"
 #include "ferry.h"
-
-#define CHECK(c)                                                               \
-  do {                                                                         \
-    if (!(c))                                                                  \
-      fuzz_fail(#c, __LINE__);                                                 \
-  } while (0)
-
-static void fuzz_fail(const char *what, int line) {
-  fprintf(stderr, "fuzz_chan_header.c:%d: invariant violated: %s\n", line,
-          what);
-  abort();
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-  uint64_t v = 0;
-  int i;
-  for (i = 7; i >= 0; i--)
-    v = (v << 8) | p[i];
-  return v;
-}
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -66,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(line + 52, &crc, 4);
   }
   if (size >= 72) {
-    data_size = get_u64(data + 64);
+    data_size = get_le(data + 64, 8);
   } else {
     uint64_t c;
     memcpy(&c, line + 16, 8);

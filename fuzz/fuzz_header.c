@@ -27,26 +27,8 @@
 
 #include "error.h"
 #include "ferry.h"
+#include "fuzz.h"
 #include "header.h"
-
-#define CHECK(c)                                                               \
-  do {                                                                         \
-    if (!(c))                                                                  \
-      fuzz_fail(#c, __LINE__);                                                 \
-  } while (0)
-
-static void fuzz_fail(const char *what, int line) {
-  fprintf(stderr, "fuzz_header.c:%d: invariant violated: %s\n", line, what);
-  abort();
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-  uint64_t v = 0;
-  int i;
-  for (i = 7; i >= 0; i--)
-    v = (v << 8) | p[i];
-  return v;
-}
 
 static int name_char_ok(char c, int first) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -70,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size >= 9) {
     img_len = size - 9;
     flags = data[img_len];
-    obj_size = get_u64(data + img_len + 1);
+    obj_size = get_le(data + img_len + 1, 8);
   }
   avail = img_len;
   if (!(flags & 1u))

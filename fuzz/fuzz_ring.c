@@ -34,27 +34,9 @@
 
 #include "channel.h"
 #include "ferry.h"
+#include "fuzz.h"
 
 #define RING_DATA 30
-
-#define CHECK(c)                                                               \
-  do {                                                                         \
-    if (!(c))                                                                  \
-      fuzz_fail(#c, __LINE__);                                                 \
-  } while (0)
-
-static void fuzz_fail(const char *what, int line) {
-  fprintf(stderr, "fuzz_ring.c:%d: invariant violated: %s\n", line, what);
-  abort();
-}
-
-static uint64_t get_le(const uint8_t *p, int n) {
-  uint64_t v = 0;
-  int i;
-  for (i = n - 1; i >= 0; i--)
-    v = (v << 8) | p[i];
-  return v;
-}
 
 struct ring {
   uint8_t *mem;

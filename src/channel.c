@@ -1213,12 +1213,9 @@ int ferry_channel_peek(ferry_channel *ch, ferry_msg *msgs, size_t max,
   w.msgs = msgs;
   w.max = max;
   w.n = 0;
-  rc = recv_ready(&w); /* the fast path: no clock, no spin */
-  if (rc == 0)
-    rc = ferry__wait(&ch->h->rx, &ch->wp_rx, recv_ready, &w,
-                     clamp_timeout(timeout_ns), ch->spin_ns);
-  else if (rc > 0)
-    rc = 0;
+  /* ferry__wait checks once before it reads a clock or spins */
+  rc = ferry__wait(&ch->h->rx, &ch->wp_rx, recv_ready, &w,
+                   clamp_timeout(timeout_ns), ch->spin_ns);
   if (rc == FERRY_ETIMEDOUT && timeout_ns == 0)
     return FERRY_EAGAIN;
   if (rc != 0)
@@ -1226,8 +1223,8 @@ int ferry_channel_peek(ferry_channel *ch, ferry_msg *msgs, size_t max,
   return w.n;
 }
 
-/* Releases the peeked messages; LAST->seq is the last one's number. */
-static int consume(ferry_channel *ch, ferry_msg *last) {
+/* Releases the peeked messages; LAST_SEQ is the last one's number. */
+static int consume(ferry_channel *ch, uint64_t last_seq) {
   if (ch->flags & FERRY_CHANNEL_OVERRUN) {
     /* Were the messages overwritten while they were being read? Then they
      * are lost; bc_catch_up counts them from the message numbers. */
@@ -1240,18 +1237,14 @@ static int consume(ferry_channel *ch, ferry_msg *last) {
   if (ch->kind == FERRY_CHANNEL_BROADCAST) {
     /* Numbers inside one batch are consecutive; a gap before it is loss,
      * and a number going backwards is a record that cannot be right. */
-    uint64_t first = last->seq - (ch->npeeked - 1);
-    if (last->seq < ch->npeeked - 1 ||
+    uint64_t first = last_seq - (ch->npeeked - 1);
+    if (last_seq < ch->npeeked - 1 ||
         (ch->seq_known && first < ch->expect_seq)) {
       ch->npeeked = 0;
       return FERRY_ECORRUPT;
     }
-    if (ch->seq_known && first > ch->expect_seq) {
-      ch->lost += first - ch->expect_seq;
-      ferry__store_relaxed(&ch->me->lost, ch->lost);
-    }
-    ch->expect_seq = last->seq + 1;
-    ch->seq_known = 1;
+    bc_count_loss(ch, first);
+    ch->expect_seq = last_seq + 1;
   }
   ch->received += ch->npeeked;
   ferry__store_relaxed(&ch->me->msgs, ch->received);
@@ -1261,11 +1254,9 @@ static int consume(ferry_channel *ch, ferry_msg *last) {
 }
 
 int ferry_channel_release(ferry_channel *ch) {
-  ferry_msg last;
   if (!ch || ch->role != FERRY_RECEIVER || !ch->npeeked)
     return FERRY_EINVAL;
-  last.seq = ch->peek_last_seq;
-  return consume(ch, &last);
+  return consume(ch, ch->peek_last_seq);
 }
 
 /* SPSC receive without the general path's detours: a committed message
@@ -1313,7 +1304,7 @@ int ferry_channel_recv(ferry_channel *ch, void *buf, size_t cap, size_t *len,
   }
   if (m.len)
     memcpy(buf, m.data, m.len);
-  return consume(ch, &m);
+  return consume(ch, m.seq);
 }
 
 uint64_t ferry_channel_max_msg(const ferry_channel *ch) {

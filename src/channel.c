@@ -458,8 +458,18 @@ int ferry_channel_open(ferry_channel **out, const char *name, unsigned flags,
                                         : o.liveness_ns;
   ch->stall_head = UINT64_MAX;
   ch->my_index = UINT32_MAX;
-  ferry_os_waitpoint_open(&ch->wp_rx, name, 0);
-  ferry_os_waitpoint_open(&ch->wp_tx, name, 1);
+  {
+    int global = (o.seg_flags & FERRY_SEG_GLOBAL) != 0;
+    rc = ferry_os_waitpoint_open(&ch->wp_rx, name, global, 0);
+    if (rc == 0)
+      rc = ferry_os_waitpoint_open(&ch->wp_tx, name, global, 1);
+    else
+      ch->wp_tx.h = FERRY_OS_NO_HANDLE;
+    if (rc != 0) {
+      ferry__err_ctx(rc, "channel '%s'", name);
+      goto fail_wp;
+    }
+  }
 
   if (role != FERRY_OBSERVE) {
     uint64_t t;

@@ -6,7 +6,9 @@
 
 #include "ferry.h"
 
-#if defined(__GNUC__)
+#if defined(__MINGW32__)
+#define FERRY_PRINTF(f, a) __attribute__((format(gnu_printf, f, a)))
+#elif defined(__GNUC__)
 #define FERRY_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define FERRY_PRINTF(f, a)

@@ -60,9 +60,10 @@ int64_t ferry__spin_ns(int64_t spin_ns);
 /* Wakes the sleepers of Q, if any. Call right after publishing. */
 static inline void ferry__waitq_wake(struct ferry__waitq *q,
                                      ferry_os_waitpoint *wp) {
-  if (atomic_load_explicit(&q->sleepers, memory_order_relaxed) != 0) {
+  uint32_t n = atomic_load_explicit(&q->sleepers, memory_order_relaxed);
+  if (n != 0) {
     atomic_fetch_add_explicit(&q->seq, 1, memory_order_release);
-    ferry_os_wake(wp, &q->seq);
+    ferry_os_wake(wp, &q->seq, n);
   }
 }
 

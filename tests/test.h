@@ -114,25 +114,48 @@ const char *test_tmpdir(void);
 int64_t test_timeout_ms(int64_t base_ms);
 
 /* Starts this test binary again as helper role ROLE with the NULL-terminated
- * extra arguments. Returns a process id (> 0). */
+ * extra arguments. Returns a process id (> 0). Works on POSIX and Windows
+ * (re-exec, never fork). */
 long test_spawn(const char *role, const char *const *args);
 
 /* Waits up to TIMEOUT_MS for process PID; kills it and fails the test on
  * timeout. Returns its exit code, or 128 + signal number if a signal ended
- * it. */
+ * it (137 for a process killed by test_kill, on every system). */
 int test_wait(long pid, int64_t timeout_ms);
+
+/* Kills process PID at once (SIGKILL; TerminateProcess on Windows). Reap it
+ * with test_wait, which returns 137. */
+void test_kill(long pid);
+
+/* This process's id, and a pause of about MS milliseconds. */
+long test_getpid(void);
+void test_sleep_ms(int64_t ms);
 
 /* The path of this test binary. */
 const char *test_self(void);
 
-/* Runs a shell command line with output captured: returns the exit code (or
- * 128 + signal) and fills OUT/ERR (may be NULL) with stdout and stderr,
- * NUL-terminated and truncated to CAP bytes. Fails the test if the command
- * does not end within TIMEOUT_MS. */
+/* Runs program PATH with ARGV (NULL-terminated, argv[0] included) directly,
+ * without a shell: standard input from file IN (or the null device when
+ * NULL), output and error captured into OUT/ERR (may be NULL), NUL-
+ * terminated and truncated to CAP bytes. Returns the exit code; fails the
+ * test if the program does not end within TIMEOUT_MS. Portable. */
+int test_exec(const char *path, const char *const *argv, const char *in,
+              char *out, size_t out_cap, char *err, size_t err_cap,
+              int64_t timeout_ms);
+
+/* Runs a shell command line (/bin/sh) with output captured: returns the exit
+ * code (or 128 + signal) and fills OUT/ERR (may be NULL) with stdout and
+ * stderr, NUL-terminated and truncated to CAP bytes. Fails the test if the
+ * command does not end within TIMEOUT_MS. POSIX only: on Windows the
+ * calling test is skipped (exit 77) with that reason. */
 int test_run(const char *cmdline, char *out, size_t out_cap, char *err,
              size_t err_cap, int64_t timeout_ms);
 
-/* 1 if this process is root (and so may drop privileges or unshare). */
+/* 1 if this process is root (and so may drop privileges or unshare);
+ * always 0 on Windows. */
 int test_is_root(void);
+
+/* Skips the running test on Windows, with WHY. */
+void test_posix_only(const char *why);
 
 #endif

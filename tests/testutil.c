@@ -1,25 +1,31 @@
-/* Test harness implementation. POSIX for now; the Windows branch arrives
- * with the Windows port (it needs CreateProcess instead of posix_spawn). */
+/* Test harness implementation, for POSIX and Windows. Processes are started
+ * through tools/ferry/proc.c (posix_spawn / CreateProcess), never fork. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "test.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-extern char **environ;
+#include "../tools/ferry/proc.h"
+
+#ifdef _WIN32
+#include <direct.h>
+#include <process.h>
+#include <windows.h>
+#define NULL_DEVICE "NUL"
+#ifndef PATH_MAX
+#define PATH_MAX 4096
+#endif
+#else
+#include <sys/stat.h>
+#include <unistd.h>
+#define NULL_DEVICE "/dev/null"
+#endif
 
 static const char *current_test = "(setup)";
-static char self_path[PATH_MAX];
 static char tmpdir[PATH_MAX];
 
 void test_fail_(const char *file, int line, const char *fmt, ...) {
@@ -44,9 +50,33 @@ void test_skip(const char *fmt, ...) {
   exit(TEST_SKIP);
 }
 
-const char *test_self(void) { return self_path; }
+void test_posix_only(const char *why) {
+#ifdef _WIN32
+  test_skip("POSIX only: %s", why);
+#else
+  (void)why;
+#endif
+}
 
-int test_is_root(void) { return geteuid() == 0; }
+const char *test_self(void) { return proc_self(); }
+
+int test_is_root(void) {
+#ifdef _WIN32
+  return 0;
+#else
+  return geteuid() == 0;
+#endif
+}
+
+long test_getpid(void) {
+#ifdef _WIN32
+  return (long)_getpid();
+#else
+  return (long)getpid();
+#endif
+}
+
+void test_sleep_ms(int64_t ms) { proc_sleep_ms(ms); }
 
 int64_t test_timeout_ms(int64_t base_ms) {
   const char *m = getenv("FERRY_TEST_TIMEOUT_MULTIPLIER");
@@ -58,7 +88,7 @@ int64_t test_timeout_ms(int64_t base_ms) {
 
 const char *test_name(char *buf, size_t cap, const char *tag) {
   static unsigned counter;
-  snprintf(buf, cap, "t%ld-%u-%s", (long)getpid(), ++counter, tag);
+  snprintf(buf, cap, "t%ld-%u-%s", test_getpid(), ++counter, tag);
   return buf;
 }
 
@@ -69,11 +99,27 @@ static void rm_tmpdir(void) {
 
 const char *test_tmpdir(void) {
   if (!tmpdir[0]) {
+#ifdef _WIN32
+    char base[PATH_MAX];
+    unsigned i;
+    DWORD n = GetTempPathA(sizeof base, base);
+    if (n == 0 || n >= sizeof base)
+      snprintf(base, sizeof base, ".\\");
+    for (i = 0;; i++) {
+      snprintf(tmpdir, sizeof tmpdir, "%sferry-test-%ld-%u", base,
+               test_getpid(), i);
+      if (_mkdir(tmpdir) == 0)
+        break;
+      if (errno != EEXIST || i > 1000)
+        TEST_FAIL("mkdir %s: %s", tmpdir, strerror(errno));
+    }
+#else
     const char *base = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/ferry-test-%ld-XXXXXX",
-             base ? base : "/tmp", (long)getpid());
+             base ? base : "/tmp", test_getpid());
     if (!mkdtemp(tmpdir))
       TEST_FAIL("mkdtemp %s: %s", tmpdir, strerror(errno));
+#endif
     atexit(rm_tmpdir);
   }
   return tmpdir;
@@ -81,51 +127,31 @@ const char *test_tmpdir(void) {
 
 long test_spawn(const char *role, const char *const *args) {
   const char *argv[64];
-  int n = 0, rc;
-  pid_t pid;
-  argv[n++] = self_path;
+  int n = 0;
+  long pid;
+  argv[n++] = test_self();
   argv[n++] = "--role";
   argv[n++] = role;
   while (args && *args && n < 63)
     argv[n++] = *args++;
   argv[n] = NULL;
-  fflush(NULL);
-  rc = posix_spawn(&pid, self_path, NULL, NULL, (char *const *)argv, environ);
-  if (rc != 0)
-    TEST_FAIL("posix_spawn %s --role %s: %s", self_path, role, strerror(rc));
-  return (long)pid;
+  pid = proc_spawn(test_self(), argv, NULL, NULL, NULL);
+  if (pid <= 0)
+    TEST_FAIL("cannot start %s --role %s", test_self(), role);
+  return pid;
 }
 
 int test_wait(long pid, int64_t timeout_ms) {
-  struct timespec start, now;
-  int status;
-  clock_gettime(CLOCK_MONOTONIC, &start);
-  for (;;) {
-    pid_t r = waitpid((pid_t)pid, &status, WNOHANG);
-    if (r == (pid_t)pid)
-      break;
-    if (r < 0 && errno != EINTR)
-      TEST_FAIL("waitpid %ld: %s", pid, strerror(errno));
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if ((now.tv_sec - start.tv_sec) * 1000 +
-            (now.tv_nsec - start.tv_nsec) / 1000000 >
-        timeout_ms) {
-      kill((pid_t)pid, SIGKILL);
-      waitpid((pid_t)pid, &status, 0);
-      TEST_FAIL("process %ld did not finish within %lld ms", pid,
-                (long long)timeout_ms);
-    }
-    {
-      struct timespec ts = {0, 2000000};
-      nanosleep(&ts, NULL);
-    }
+  int rc = proc_wait(pid, timeout_ms);
+  if (rc < 0) {
+    proc_kill(pid);
+    TEST_FAIL("process %ld did not finish within %lld ms", pid,
+              (long long)timeout_ms);
   }
-  if (WIFEXITED(status))
-    return WEXITSTATUS(status);
-  if (WIFSIGNALED(status))
-    return 128 + WTERMSIG(status);
-  return 255;
+  return rc;
 }
+
+void test_kill(long pid) { proc_kill_nowait(pid); }
 
 static void slurp(const char *path, char *buf, size_t cap) {
   FILE *f;
@@ -138,16 +164,58 @@ static void slurp(const char *path, char *buf, size_t cap) {
     fclose(f);
   }
   buf[n] = '\0';
-  unlink(path);
+}
+
+/* Waits for PID, then reads its output files into OUT and ERR. */
+static int collect(long pid, int64_t timeout_ms, const char *o, char *out,
+                   size_t out_cap, const char *e, char *err, size_t err_cap) {
+  int rc = proc_wait(pid, timeout_ms);
+  if (rc < 0) {
+    proc_kill(pid);
+    slurp(o, out, out_cap);
+    slurp(e, err, err_cap);
+    remove(o);
+    remove(e);
+    TEST_FAIL("command did not finish within %lld ms; stderr so far: %s",
+              (long long)timeout_ms, err ? err : "");
+  }
+  slurp(o, out, out_cap);
+  slurp(e, err, err_cap);
+  remove(o);
+  remove(e);
+  return rc;
+}
+
+int test_exec(const char *path, const char *const *argv, const char *in,
+              char *out, size_t out_cap, char *err, size_t err_cap,
+              int64_t timeout_ms) {
+  char o[PATH_MAX + 32], e[PATH_MAX + 32];
+  static unsigned n;
+  long pid;
+  snprintf(o, sizeof o, "%s/exec%u.out", test_tmpdir(), ++n);
+  snprintf(e, sizeof e, "%s/exec%u.err", test_tmpdir(), n);
+  pid = proc_spawn(path, argv, in ? in : NULL_DEVICE, o, e);
+  if (pid <= 0)
+    TEST_FAIL("cannot start %s", path);
+  return collect(pid, timeout_ms, o, out, out_cap, e, err, err_cap);
 }
 
 int test_run(const char *cmdline, char *out, size_t out_cap, char *err,
              size_t err_cap, int64_t timeout_ms) {
+#ifdef _WIN32
+  (void)cmdline;
+  (void)out;
+  (void)out_cap;
+  (void)err;
+  (void)err_cap;
+  (void)timeout_ms;
+  test_skip("needs /bin/sh to run a command line");
+  return -1;
+#else
   char o[PATH_MAX + 32], e[PATH_MAX + 32], full[3 * PATH_MAX + 64];
   const char *argv[4];
   static unsigned n;
-  pid_t pid;
-  int rc;
+  long pid;
   snprintf(o, sizeof o, "%s/run%u.out", test_tmpdir(), ++n);
   snprintf(e, sizeof e, "%s/run%u.err", test_tmpdir(), n);
   /* braces: the redirections apply to every command of the line */
@@ -158,27 +226,23 @@ int test_run(const char *cmdline, char *out, size_t out_cap, char *err,
   argv[1] = "-c";
   argv[2] = full;
   argv[3] = NULL;
-  fflush(NULL);
-  rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, (char *const *)argv, environ);
-  if (rc != 0)
-    TEST_FAIL("posix_spawn /bin/sh: %s", strerror(rc));
-  rc = test_wait(pid, timeout_ms);
-  slurp(o, out, out_cap);
-  slurp(e, err, err_cap);
-  if (!out)
-    unlink(o);
-  if (!err)
-    unlink(e);
-  return rc;
+  pid = proc_spawn("/bin/sh", argv, NULL, NULL, NULL);
+  if (pid <= 0)
+    TEST_FAIL("cannot start /bin/sh");
+  return collect(pid, timeout_ms, o, out, out_cap, e, err, err_cap);
+#endif
 }
 
 int test_main(int argc, char **argv, const struct test_case *tests,
               const struct test_role *roles) {
   const struct test_case *t;
   int ran = 0, skipped = 0, failed = 0, code;
-  if (!realpath(argv[0], self_path))
-    snprintf(self_path, sizeof self_path, "%s", argv[0]);
+  proc_init(argv[0]);
+#ifdef _WIN32
+  setvbuf(stdout, NULL, _IONBF, 0); /* the CRT has no line buffering */
+#else
   setvbuf(stdout, NULL, _IOLBF, 0);
+#endif
   if (argc >= 3 && strcmp(argv[1], "--role") == 0) {
     const struct test_role *r;
     for (r = roles; r && r->name; r++)
@@ -204,15 +268,13 @@ int test_main(int argc, char **argv, const struct test_case *tests,
    * test's name), so a skip or a crash in one cannot hide the others. */
   for (t = tests; t->name; t++) {
     const char *args[3];
-    int rc;
-    pid_t pid;
-    args[0] = self_path;
+    long pid;
+    args[0] = test_self();
     args[1] = t->name;
     args[2] = NULL;
-    fflush(NULL);
-    rc = posix_spawn(&pid, self_path, NULL, NULL, (char *const *)args, environ);
-    if (rc != 0)
-      TEST_FAIL("posix_spawn %s: %s", self_path, strerror(rc));
+    pid = proc_spawn(test_self(), args, NULL, NULL, NULL);
+    if (pid <= 0)
+      TEST_FAIL("cannot start %s %s", test_self(), t->name);
     code = test_wait(pid, test_timeout_ms(600000));
     ran++;
     if (code == 0) {

@@ -181,28 +181,37 @@ int ferry_os_unmap(void *addr, uint64_t len);
 /* A wait point: what a process needs, besides the word itself, to sleep on
  * a word in shared memory and to wake sleepers. Linux: nothing (a shared
  * futex on the word's address; H stays FERRY_OS_NO_HANDLE). Windows has no
- * cross-process WaitOnAddress: H is a named event, opened by every process
- * under the sync-object name (FERRY_OS_NAME_SYNC) of the segment plus a
- * per-wait-point suffix. */
+ * cross-process WaitOnAddress: H is a named semaphore, opened by every
+ * process under the sync-object name (FERRY_OS_NAME_SYNC) of the segment
+ * plus ".INDEX" ("Local\ferry-sync.NAME.0"). Sync names can never equal a
+ * segment name (prefix "ferry-sync." against "ferry."), and two wait points
+ * never share one (the index is the last dot-separated part). */
 typedef struct ferry_os_waitpoint {
   ferry_os_handle h;
 } ferry_os_waitpoint;
 
-/* Opens wait point INDEX of the segment whose ferry name is NAME (NULL for
- * an anonymous or file-backed segment). Linux: always succeeds. */
+/* Opens wait point INDEX of the named segment NAME (a ferry name), in the
+ * Windows Global\ namespace when GLOBAL. Linux: always succeeds. Windows:
+ * FERRY_EINVAL when another kind of kernel object holds the name. */
 int ferry_os_waitpoint_open(ferry_os_waitpoint *wp, const char *name,
-                            unsigned index);
+                            int global, unsigned index);
 void ferry_os_waitpoint_close(ferry_os_waitpoint *wp);
 
 /* If *WORD still equals EXPECTED, sleeps until woken through the same word
  * or until TIMEOUT_NS (> 0, relative) has passed. Returns 0 when woken or
  * when the word differed (spurious wake-ups happen: callers re-check their
- * condition), FERRY_ETIMEDOUT when the time ran out. Not cancellable. */
+ * condition), FERRY_ETIMEDOUT when the time ran out. Not cancellable.
+ * Windows sleeps in whole milliseconds (at least 1). */
 int ferry_os_wait(ferry_os_waitpoint *wp, _Atomic uint32_t *word,
                   uint32_t expected, int64_t timeout_ns);
 
-/* Wakes every process sleeping on WORD. */
-int ferry_os_wake(ferry_os_waitpoint *wp, _Atomic uint32_t *word);
+/* Wakes the processes sleeping on WORD; SLEEPERS is how many may be
+ * sleeping (the wait queue's count). Linux wakes all of them (FUTEX_WAKE);
+ * Windows releases that many units of the semaphore, at most 1024 pending:
+ * a counted sleeper that did not sleep leaves its unit behind, which gives a
+ * later sleeper one spurious wake-up. */
+int ferry_os_wake(ferry_os_waitpoint *wp, _Atomic uint32_t *word,
+                  uint32_t sleepers);
 
 /* A hint to the CPU inside spin loops (x86 PAUSE, Arm YIELD). */
 static inline void ferry_os_cpu_relax(void) {

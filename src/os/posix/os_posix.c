@@ -615,8 +615,9 @@ int ferry_os_unmap(void *addr, uint64_t len) {
 /* Wait and wake                                                          */
 
 int ferry_os_waitpoint_open(ferry_os_waitpoint *wp, const char *name,
-                            unsigned index) {
+                            int global, unsigned index) {
   (void)name;
+  (void)global;
   (void)index;
   wp->h = FERRY_OS_NO_HANDLE;
   return 0;
@@ -646,8 +647,10 @@ int ferry_os_wait(ferry_os_waitpoint *wp, _Atomic uint32_t *word,
   return FERRY_EIO;
 }
 
-int ferry_os_wake(ferry_os_waitpoint *wp, _Atomic uint32_t *word) {
+int ferry_os_wake(ferry_os_waitpoint *wp, _Atomic uint32_t *word,
+                  uint32_t sleepers) {
   (void)wp;
+  (void)sleepers;
   if (syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT32_MAX, NULL, NULL,
               0) < 0)
     return FERRY_EIO;
@@ -666,9 +669,11 @@ int ferry_os_wait(ferry_os_waitpoint *wp, _Atomic uint32_t *word,
   return 0;
 }
 
-int ferry_os_wake(ferry_os_waitpoint *wp, _Atomic uint32_t *word) {
+int ferry_os_wake(ferry_os_waitpoint *wp, _Atomic uint32_t *word,
+                  uint32_t sleepers) {
   (void)wp;
   (void)word;
+  (void)sleepers;
   return 0;
 }
 #endif

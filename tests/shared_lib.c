@@ -16,8 +16,10 @@ static void test_shared_roundtrip(void) {
   ASSERT_STREQ(info.name, name);
   ASSERT_EQ(info.readonly, 1);
   ASSERT_OK(ferry_segment_close(b));
-  ASSERT_OK(ferry_segment_close(a));
+  /* Unlinked while open (on Windows the object goes with its last handle,
+   * so unlink only checks that it exists), then gone on every system. */
   ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_segment_close(a));
   ASSERT_ERR(ferry_segment_unlink(name, 0), FERRY_ENOENT);
   ASSERT_STREQ(ferry_err_name(FERRY_ENOENT), "FERRY_ENOENT");
 }

@@ -370,8 +370,10 @@ int ferry_os_shm_create(ferry_os_shm *o, const char *osname, uint64_t size,
 }
 
 int ferry_os_shm_open(ferry_os_shm *o, const char *osname, int writable) {
+  /* SECTION_QUERY: ferry_os_shm_stat asks the section for its size. */
   HANDLE h = OpenFileMappingA(
-      writable ? FILE_MAP_READ | FILE_MAP_WRITE : FILE_MAP_READ, FALSE, osname);
+      SECTION_QUERY | FILE_MAP_READ | (writable ? FILE_MAP_WRITE : 0), FALSE,
+      osname);
   DWORD e;
   if (!h) {
     e = GetLastError();
@@ -655,7 +657,8 @@ int ferry_os_anon_create(ferry_os_shm *o, uint64_t size, unsigned flags) {
 
 int ferry_os_handle_open(ferry_os_shm *o, ferry_os_handle h, int writable) {
   HANDLE dup = NULL;
-  DWORD want = writable ? FILE_MAP_READ | FILE_MAP_WRITE : FILE_MAP_READ;
+  DWORD want =
+      SECTION_QUERY | FILE_MAP_READ | (writable ? FILE_MAP_WRITE : 0);
   if (h == FERRY_OS_NO_HANDLE || h == 0)
     return ferry__err(FERRY_EINVAL, "handle %lld is not a handle",
                       (long long)h);

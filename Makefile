@@ -6,6 +6,8 @@
 #   make test    build with -Werror and run ctest, then the same under
 #                AddressSanitizer + UndefinedBehaviorSanitizer, then the
 #                fuzzers (make fuzz)
+#   make test-win  cross-build for Windows (mingw-w64) and run the whole
+#                ctest suite under Wine
 #   make fuzz    build the libFuzzer targets (clang) and run each for
 #                FUZZ_TIME seconds (20) on a copy of its seed corpus
 #   make bench   build (optimised) and run the benchmarks
@@ -14,12 +16,14 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+WIN_BUILD  ?= build-win
 FUZZ_TIME  ?= 20
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?= --output-on-failure
 FERRY      := $(BUILD)/ferry
 
-.PHONY: all deps build build-asan run test test-plain test-asan bench \
+.PHONY: all deps build build-asan build-win run test test-plain test-asan \
+        test-win bench \
         fuzz fuzz-build fuzz-seeds format format-check install clean
 
 all: build
@@ -27,14 +31,25 @@ all: build
 deps:
 	@sh scripts/install-deps.sh
 
+# Every component on, whatever an earlier configure cached.
+ALL_ON := -DFERRY_BUILD_TESTS=ON -DFERRY_BUILD_TOOLS=ON -DFERRY_BUILD_BENCH=ON
+
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFERRY_WERROR=ON
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFERRY_WERROR=ON \
+	      $(ALL_ON)
 	cmake --build $(BUILD) -j$(JOBS)
 
 build-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DFERRY_WERROR=ON \
-	      "-DFERRY_SANITIZE=address;undefined"
+	      "-DFERRY_SANITIZE=address;undefined" $(ALL_ON)
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+# Windows: cross-built with mingw-w64 (cmake/x86_64-w64-mingw32.cmake).
+build-win: deps
+	cmake -S . -B $(WIN_BUILD) \
+	      -DCMAKE_TOOLCHAIN_FILE=cmake/x86_64-w64-mingw32.cmake \
+	      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFERRY_WERROR=ON $(ALL_ON)
+	cmake --build $(WIN_BUILD) -j$(JOBS)
 
 # The main job: one process hands 3 MiB frames to another, which verifies
 # every byte and acknowledges each frame; then a short benchmark table.
@@ -42,7 +57,7 @@ run: build
 	$(FERRY) demo
 	$(FERRY) bench --quick
 
-test: test-plain test-asan fuzz
+test: test-plain test-asan test-win fuzz
 
 test-plain: build
 	ctest --test-dir $(BUILD) $(CTEST_ARGS)
@@ -52,6 +67,10 @@ test-asan: build-asan
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	FERRY_TEST_TIMEOUT_MULTIPLIER=3 \
 	ctest --test-dir $(ASAN_BUILD) $(CTEST_ARGS)
+
+# The same ctest suite, as Windows programs under Wine.
+test-win: build-win
+	sh scripts/wine-test.sh $(WIN_BUILD) $(CTEST_ARGS)
 
 # libFuzzer targets (fuzz/): header validation, channel-header validation,
 # ring record parsing; a crash, leak, timeout or broken invariant fails.
@@ -84,4 +103,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(WIN_BUILD)

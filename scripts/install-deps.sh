@@ -10,9 +10,13 @@ set -eu
 # permission test); fuzzing (make fuzz): clang, and libclang-rt-14-dev for
 # libFuzzer and clang's sanitizer runtimes (clang-14 brings libstdc++-12-dev,
 # which the libFuzzer runtime links against), llvm-14 for llvm-symbolizer
-# (readable crash reports).
+# (readable crash reports); the Windows build (make test-win): the mingw-w64
+# cross compiler (win32 threads: ferry uses the Windows API only) and its
+# headers, and Wine (wine64 is the loader, wine the standard suite, which
+# --no-install-recommends would leave out).
 PKGS="gcc libc6-dev libgcc-12-dev make cmake pkg-config python3 util-linux
-clang libclang-rt-14-dev llvm-14"
+clang libclang-rt-14-dev llvm-14
+gcc-mingw-w64-x86-64-win32 mingw-w64-x86-64-dev wine wine64"
 
 missing=""
 for p in $PKGS; do

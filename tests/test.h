@@ -143,6 +143,12 @@ int test_exec(const char *path, const char *const *argv, const char *in,
               char *out, size_t out_cap, char *err, size_t err_cap,
               int64_t timeout_ms);
 
+/* Starts program PATH with ARGV like test_exec, but returns at once with
+ * its process id (for test_wait): standard input from IN (NULL: the null
+ * device), standard output into the file OUT_PATH (NULL: inherited). */
+long test_exec_start(const char *path, const char *const *argv,
+                     const char *in, const char *out_path);
+
 /* Runs a shell command line (/bin/sh) with output captured: returns the exit
  * code (or 128 + signal) and fills OUT/ERR (may be NULL) with stdout and
  * stderr, NUL-terminated and truncated to CAP bytes. Fails the test if the

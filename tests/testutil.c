@@ -164,6 +164,15 @@ static void slurp(const char *path, char *buf, size_t cap) {
     fclose(f);
   }
   buf[n] = '\0';
+#ifdef _WIN32
+  { /* text written in text mode ends its lines with \r\n: compare as \n */
+    size_t i, j;
+    for (i = j = 0; i < n; i++)
+      if (!(buf[i] == '\r' && buf[i + 1] == '\n'))
+        buf[j++] = buf[i];
+    buf[j] = '\0';
+  }
+#endif
 }
 
 /* Waits for PID, then reads its output files into OUT and ERR. */
@@ -198,6 +207,14 @@ int test_exec(const char *path, const char *const *argv, const char *in,
   if (pid <= 0)
     TEST_FAIL("cannot start %s", path);
   return collect(pid, timeout_ms, o, out, out_cap, e, err, err_cap);
+}
+
+long test_exec_start(const char *path, const char *const *argv,
+                     const char *in, const char *out_path) {
+  long pid = proc_spawn(path, argv, in ? in : NULL_DEVICE, out_path, NULL);
+  if (pid <= 0)
+    TEST_FAIL("cannot start %s", path);
+  return pid;
 }
 
 int test_run(const char *cmdline, char *out, size_t out_cap, char *err,

@@ -13,6 +13,11 @@ set -eu
 # (readable crash reports).
 PKGS="gcc libc6-dev libgcc-12-dev make cmake pkg-config python3 util-linux
 clang libclang-rt-14-dev llvm-14"
+# the 32-bit build and the 32/64-bit interop test (make test-32): gcc -m32
+# needs gcc-multilib (the i386 C library and libgcc); x86-64 hosts only.
+if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ]; then
+  PKGS="$PKGS gcc-multilib"
+fi
 
 missing=""
 for p in $PKGS; do

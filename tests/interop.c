@@ -90,8 +90,8 @@ static int role_layout(int argc, char **argv) {
   return 0;
 }
 
-/* Runs the shell command line CMD; its output in OUT (and ERR); returns the
- * exit code. */
+/* Runs the shell command line that FMT formats; its output in OUT and ERR
+ * (either may be NULL); returns its exit code. */
 static int sh(char *out, char *err, const char *fmt, ...) {
   static char scratch[OUT_CAP];
   char cmd[8192];
@@ -138,7 +138,7 @@ static void peer_setup(void) {
 /* Processes and names, cleaned up at exit (also after a failed assert)   */
 
 #define MAX_KIDS 8
-#define MAX_OBJS 16
+#define MAX_OBJS 32
 static long kids[MAX_KIDS];
 static char objs[MAX_OBJS][PATH_MAX];
 static int nobjs;
@@ -151,7 +151,10 @@ static void cleanup(void) {
       waitpid((pid_t)kids[i], NULL, 0);
     }
   for (i = 0; i < nobjs; i++)
-    ferry_segment_unlink(objs[i], strchr(objs[i], '/') ? FERRY_FILE : 0);
+    if (strchr(objs[i], '/'))
+      unlink(objs[i]); /* a file-backed segment, or a plain file */
+    else
+      ferry_segment_unlink(objs[i], 0);
 }
 
 /* A new segment name (or, for FILE, a path in the scratch directory),
@@ -183,21 +186,25 @@ static void kid_add(long pid) {
     }
 }
 
-/* Starts EXE --role ROLE ARGS... (NULL-terminated): EXE is the peer's test
- * binary, or ours. */
-static long start(const char *exe, const char *role, ...) {
-  const char *argv[16];
-  int n = 0, rc;
+/* Starts EXE --role ROLE OBJ NUMS: EXE is the peer's test binary, or ours;
+ * OBJ a segment name or path; NUMS the numbers that FMT formats, in one
+ * argument, which the role reads with role_nums(). */
+static long start(const char *exe, const char *role, const char *obj,
+                  const char *fmt, ...) {
+  char nums[256];
+  const char *argv[6];
+  int rc;
   pid_t pid;
   va_list ap;
-  argv[n++] = exe;
-  argv[n++] = "--role";
-  argv[n++] = role;
-  va_start(ap, role);
-  while (n < 15 && (argv[n] = va_arg(ap, const char *)) != NULL)
-    n++;
+  va_start(ap, fmt);
+  vsnprintf(nums, sizeof nums, fmt, ap);
   va_end(ap);
-  argv[n] = NULL;
+  argv[0] = exe;
+  argv[1] = "--role";
+  argv[2] = role;
+  argv[3] = obj;
+  argv[4] = nums;
+  argv[5] = NULL;
   fflush(NULL);
   rc = posix_spawn(&pid, exe, NULL, NULL, (char *const *)argv, environ);
   if (rc != 0)
@@ -224,15 +231,18 @@ static int ended(long pid) {
          si.si_pid != 0;
 }
 
-static const char *num(uint64_t v) {
-  static char pool[8][24];
-  static unsigned next;
-  char *b = pool[next++ % 8];
-  snprintf(b, 24, "%llu", (unsigned long long)v);
-  return b;
+/* A role's arguments OBJ NUMS: N numbers into V; 0, or -1 when they are
+ * not what start() passes. */
+static int role_nums(int argc, char **argv, unsigned long long *v, int n) {
+  int i, used = 0;
+  const char *p;
+  if (argc != 2)
+    return -1;
+  for (i = 0, p = argv[1]; i < n; i++, p += used)
+    if (sscanf(p, "%llu%n", &v[i], &used) != 1)
+      return -1;
+  return 0;
 }
-
-static uint64_t arg_num(const char *s) { return strtoull(s, NULL, 0); }
 
 static int64_t wait_ns(void) { return test_timeout_ms(30000) * 1000000ll; }
 
@@ -418,27 +428,28 @@ static ferry_channel *chan_open(const char *name, unsigned role) {
   return ch;
 }
 
-/* send NAME SEED COUNT CLOSE */
+/* send NAME "SEED COUNT CLOSE" */
 static int role_send(int argc, char **argv) {
+  unsigned long long v[3];
   ferry_channel *ch;
-  if (argc != 4)
+  if (role_nums(argc, argv, v, 3) != 0)
     return 2;
   ch = chan_open(argv[0], FERRY_SENDER);
-  traffic_send(ch, (uint32_t)arg_num(argv[1]), (uint32_t)arg_num(argv[2]),
-               (int)arg_num(argv[3]));
+  traffic_send(ch, (uint32_t)v[0], (uint32_t)v[1], (int)v[2]);
   ASSERT_OK(ferry_channel_close(ch));
   return 0;
 }
 
-/* recv NAME SEED COUNT: one sender, which ends the stream. */
+/* recv NAME "SEED COUNT": one sender, which ends the stream. */
 static int role_recv(int argc, char **argv) {
+  unsigned long long v[2];
   ferry_channel *ch;
   uint32_t seed;
-  if (argc != 3)
+  if (role_nums(argc, argv, v, 2) != 0)
     return 2;
   ch = chan_open(argv[0], FERRY_RECEIVER);
-  seed = (uint32_t)arg_num(argv[1]);
-  traffic_recv(ch, &seed, 1, (uint32_t)arg_num(argv[2]), 1);
+  seed = (uint32_t)v[0];
+  traffic_recv(ch, &seed, 1, (uint32_t)v[1], 1);
   ASSERT_OK(ferry_channel_close(ch));
   return 0;
 }
@@ -474,28 +485,29 @@ static void json_has(const char *json, const char *fmt, ...) {
 /* A size that is not a round number, so a truncation would show. */
 #define SEG_SIZE (3 * MIB + 4321)
 
-/* seg-check NAME SIZE SEED CREATOR TOTAL: opens the segment another ABI
+/* seg-check NAME "SIZE SEED CREATOR TOTAL": opens the segment another ABI
  * made, checks its header and every byte, writes pattern SEED + 1 over the
  * upper half. */
 static int role_seg_check(int argc, char **argv) {
+  unsigned long long v[4];
   ferry_segment *s = NULL;
   ferry_segment_info in;
   uint64_t size, seed;
   const char *name;
   uint8_t *d;
-  if (argc != 5)
+  if (role_nums(argc, argv, v, 4) != 0)
     return 2;
   name = argv[0];
-  size = arg_num(argv[1]);
-  seed = arg_num(argv[2]);
+  size = v[0];
+  seed = v[1];
   ASSERT_OK(ferry_segment_open(&s, name, strchr(name, '/') ? FERRY_FILE : 0, 0,
                                NULL));
   ASSERT_OK(ferry_segment_get_info(s, &in, sizeof in));
   ASSERT_UEQ(ferry_segment_data_size(s), size);
   ASSERT_UEQ(in.data_size, size);
   ASSERT_UEQ(in.data_offset, FERRY_HDR_REGION);
-  ASSERT_UEQ(in.total_size, arg_num(argv[4]));
-  ASSERT_UEQ(in.creator_pid, arg_num(argv[3]));
+  ASSERT_UEQ(in.total_size, v[3]);
+  ASSERT_UEQ(in.creator_pid, v[2]);
   ASSERT_EQ(in.creator_alive, 1);
   ASSERT_EQ(in.kind, strchr(name, '/') ? FERRY_KIND_FILE : FERRY_KIND_NAMED);
   ASSERT_EQ(in.created, 0);
@@ -506,19 +518,19 @@ static int role_seg_check(int argc, char **argv) {
   return 0;
 }
 
-/* seg-make NAME SIZE SEED: creates the segment with pattern SEED, exits. */
+/* seg-make NAME "SIZE SEED": creates the segment with pattern SEED, exits. */
 static int role_seg_make(int argc, char **argv) {
+  unsigned long long v[2];
   ferry_segment *s = NULL;
   const char *name;
-  if (argc != 3)
+  if (role_nums(argc, argv, v, 2) != 0)
     return 2;
   name = argv[0];
   ASSERT_OK(ferry_segment_open(&s, name,
                                FERRY_CREATE | FERRY_EXCL |
                                    (strchr(name, '/') ? FERRY_FILE : 0),
-                               arg_num(argv[1]), NULL));
-  pat_fill((uint8_t *)ferry_segment_data(s), arg_num(argv[1]),
-           arg_num(argv[2]));
+                               v[0], NULL));
+  pat_fill((uint8_t *)ferry_segment_data(s), v[0], v[1]);
   ASSERT_OK(ferry_segment_close(s));
   return 0;
 }
@@ -551,8 +563,9 @@ static void seg_here_to_there(int file) {
   ASSERT_OK(ferry_segment_get_info(s, &in, sizeof in));
   d = (uint8_t *)ferry_segment_data(s);
   pat_fill(d, SEG_SIZE, seed);
-  finish(start(peer_test, "seg-check", name, num(SEG_SIZE), num(seed),
-               num((uint64_t)getpid()), num(in.total_size), NULL),
+  finish(start(peer_test, "seg-check", name, "%llu %llu %ld %llu", SEG_SIZE,
+               (unsigned long long)seed, (long)getpid(),
+               (unsigned long long)in.total_size),
          "seg-check");
   pat_check(d, SEG_SIZE / 2, seed, "lower half");
   pat_check(d + SEG_SIZE / 2, SEG_SIZE - SEG_SIZE / 2, seed + 1,
@@ -567,7 +580,8 @@ static void seg_there_to_here(int file) {
   ferry_segment *s = NULL;
   ferry_segment_info in;
   uint64_t seed = 0x6400 + (uint64_t)file;
-  long pid = start(peer_test, "seg-make", name, num(SEG_SIZE), num(seed), NULL);
+  long pid = start(peer_test, "seg-make", name, "%llu %llu", SEG_SIZE,
+                   (unsigned long long)seed);
   finish(pid, "seg-make");
   ASSERT_OK(ferry_segment_open(&s, name, file ? FERRY_FILE : 0, 0, NULL));
   ASSERT_OK(ferry_segment_get_info(s, &in, sizeof in));
@@ -641,12 +655,12 @@ static void await_peer(ferry_channel *ch, long pid, uint32_t role) {
   }
 }
 
-/* The channel as both CLIs see it: header, counters, and the peer table
- * rows "pid role alive" given in ROWS (NULL-terminated). */
+/* The channel as both CLIs see it: header, counters, and the peer table,
+ * which lists ROLES[k] for the live process PIDS[k] (N of them). */
 static void chan_info_check(const char *name, uint32_t kind, uint64_t sent,
-                            uint64_t received, int closed,
-                            const char *const *rows) {
-  int c, r;
+                            uint64_t received, int closed, const long *pids,
+                            const char *const *roles, int n) {
+  int c, k;
   for (c = 0; c < 2; c++) {
     const char *j = info_json(clis[c], name);
     json_has(j, "\"payload\":\"channel\"");
@@ -657,18 +671,10 @@ static void chan_info_check(const char *name, uint32_t kind, uint64_t sent,
     json_has(j, "\"sent\":%llu,\"received\":%llu", (unsigned long long)sent,
              (unsigned long long)received);
     json_has(j, "\"closed\":%s", closed ? "true" : "false");
-    for (r = 0; rows[r]; r++)
-      json_has(j, "%s", rows[r]);
+    for (k = 0; k < n; k++)
+      json_has(j, "{\"pid\":%ld,\"role\":\"%s\",\"alive\":true", pids[k],
+               roles[k]);
   }
-}
-
-static const char *peer_row(long pid, const char *role, const char *alive) {
-  static char pool[4][128];
-  static unsigned next;
-  char *b = pool[next++ % 4];
-  snprintf(b, 128, "{\"pid\":%ld,\"role\":\"%s\",\"alive\":%s", pid, role,
-           alive);
-  return b;
 }
 
 /* We send, the other ABI receives; both CLIs read the peer table while
@@ -677,17 +683,14 @@ static void chan_here_sends(uint32_t kind) {
   const char *name = new_obj(kind_names[kind], 0);
   ferry_channel *tx = chan_create(name, kind, FERRY_SENDER);
   uint32_t seed = 0x1000 + kind;
-  long pid = start(peer_test, "recv", name, num(seed), num(CHAN_MSGS), NULL);
-  const char *rows[3];
+  long pid = start(peer_test, "recv", name, "%u %u", (unsigned)seed, CHAN_MSGS);
+  const long pids[2] = {(long)getpid(), pid};
+  const char *const roles[2] = {"sender", "receiver"};
   await_peer(tx, pid, FERRY_RECEIVER);
-  rows[0] = peer_row((long)getpid(), "sender", "true");
-  rows[1] = peer_row(pid, "receiver", "true");
-  rows[2] = NULL;
-  chan_info_check(name, kind, 0, 0, 0, rows);
+  chan_info_check(name, kind, 0, 0, 0, pids, roles, 2);
   traffic_send(tx, seed, CHAN_MSGS, 1);
   finish(pid, "receiver of the other ABI");
-  rows[1] = NULL;
-  chan_info_check(name, kind, CHAN_MSGS, CHAN_MSGS, 1, rows);
+  chan_info_check(name, kind, CHAN_MSGS, CHAN_MSGS, 1, pids, roles, 1);
   ASSERT_OK(ferry_channel_close(tx));
 }
 
@@ -697,13 +700,12 @@ static void chan_there_sends(uint32_t kind) {
   ferry_channel *rx = chan_create(name, kind, FERRY_RECEIVER);
   uint32_t seed = 0x2000 + kind;
   long pid =
-      start(peer_test, "send", name, num(seed), num(CHAN_MSGS), "1", NULL);
-  const char *rows[2];
+      start(peer_test, "send", name, "%u %u 1", (unsigned)seed, CHAN_MSGS);
+  const long me = (long)getpid();
+  const char *const role = "receiver";
   traffic_recv(rx, &seed, 1, CHAN_MSGS, 1);
   finish(pid, "sender of the other ABI");
-  rows[0] = peer_row((long)getpid(), "receiver", "true");
-  rows[1] = NULL;
-  chan_info_check(name, kind, CHAN_MSGS, CHAN_MSGS, 1, rows);
+  chan_info_check(name, kind, CHAN_MSGS, CHAN_MSGS, 1, &me, &role, 1);
   ASSERT_OK(ferry_channel_close(rx));
 }
 
@@ -735,16 +737,17 @@ static void test_mpsc_mixed_senders(void) {
   peer_setup();
   name = new_obj("mixed", 0);
   rx = chan_create(name, FERRY_CHANNEL_MPSC, FERRY_RECEIVER);
-  a = start(peer_test, "send", name, num(seeds[0]), num(CHAN_MSGS), "0", NULL);
-  b = start(test_self(), "send", name, num(seeds[1]), num(CHAN_MSGS), "0",
-            NULL);
+  a = start(peer_test, "send", name, "%u %u 0", (unsigned)seeds[0], CHAN_MSGS);
+  b = start(test_self(), "send", name, "%u %u 0", (unsigned)seeds[1],
+            CHAN_MSGS);
   traffic_recv(rx, seeds, 2, CHAN_MSGS, 0);
   finish(a, "sender of the other ABI");
   finish(b, "sender of this ABI");
   {
-    const char *rows[] = {peer_row((long)getpid(), "receiver", "true"), NULL};
+    const long me = (long)getpid();
+    const char *const role = "receiver";
     chan_info_check(name, FERRY_CHANNEL_MPSC, 2 * CHAN_MSGS, 2 * CHAN_MSGS, 0,
-                    rows);
+                    &me, &role, 1);
   }
   ASSERT_OK(ferry_channel_close(rx));
 }
@@ -756,13 +759,11 @@ static void cli_stream(const char *maker, const char *sender,
                        const char *receiver, const char *send_opts) {
   static uint8_t data[300000];
   static char out[OUT_CAP], err[OUT_CAP];
-  char in_path[PATH_MAX + 16], out_path[PATH_MAX + 16];
+  const char *in_path = new_obj("in", 1), *out_path = new_obj("out", 1);
   const char *name = new_obj("stream", 0);
   int s_rc = -1, r_rc = -1, rc;
   FILE *f;
   pat_fill(data, sizeof data, 77); /* binary, with newlines here and there */
-  snprintf(in_path, sizeof in_path, "%s/%s.in", test_tmpdir(), name);
-  snprintf(out_path, sizeof out_path, "%s/%s.out", test_tmpdir(), name);
   f = fopen(in_path, "wb");
   ASSERT_TRUE(f != NULL);
   ASSERT_EQ(fwrite(data, 1, sizeof data, f), sizeof data);
@@ -783,8 +784,6 @@ static void cli_stream(const char *maker, const char *sender,
   rc = sh(out, err, "cmp '%s' '%s'", in_path, out_path);
   if (rc != 0)
     TEST_FAIL("received bytes differ from the sent ones: %s", out);
-  unlink(in_path);
-  unlink(out_path);
 }
 
 static void test_cli_stream(void) {
@@ -819,7 +818,7 @@ static ferry_segment *mutex_seg(const char *name, unsigned flags) {
 /* mutex-foreign NAME: the segment's mutex was made by the other ABI. */
 static int role_mutex_foreign(int argc, char **argv) {
   ferry_segment *s;
-  if (argc != 1)
+  if (role_nums(argc, argv, NULL, 0) != 0)
     return 2;
   s = mutex_seg(argv[0], 0);
   mutex_foreign(ferry_segment_data(s));
@@ -830,7 +829,7 @@ static int role_mutex_foreign(int argc, char **argv) {
 /* mutex-make NAME: creates the segment with a mutex in it. */
 static int role_mutex_make(int argc, char **argv) {
   ferry_segment *s;
-  if (argc != 1)
+  if (role_nums(argc, argv, NULL, 0) != 0)
     return 2;
   s = mutex_seg(argv[0], FERRY_CREATE | FERRY_EXCL);
   ASSERT_OK(ferry_mutex_init(ferry_segment_data(s)));
@@ -848,13 +847,13 @@ static void test_mutex_other_abi(void) {
   s = mutex_seg(name, FERRY_CREATE | FERRY_EXCL);
   mx = ferry_segment_data(s);
   ASSERT_OK(ferry_mutex_init(mx));
-  finish(start(peer_test, "mutex-foreign", name, NULL), "mutex-foreign");
+  finish(start(peer_test, "mutex-foreign", name, ""), "mutex-foreign");
   ASSERT_OK(ferry_mutex_lock(mx, 0));
   ASSERT_OK(ferry_mutex_unlock(mx));
   ASSERT_OK(ferry_segment_close(s));
   /* theirs, refused by us */
   name = new_obj("mutex", 0);
-  finish(start(peer_test, "mutex-make", name, NULL), "mutex-make");
+  finish(start(peer_test, "mutex-make", name, ""), "mutex-make");
   s = mutex_seg(name, 0);
   mutex_foreign(ferry_segment_data(s));
   ASSERT_OK(ferry_segment_close(s));
@@ -869,7 +868,7 @@ static void test_mutex_other_abi(void) {
 static int role_big_make(int argc, char **argv) {
   ferry_segment_opts o = FERRY_SEGMENT_OPTS_INIT;
   ferry_segment *s = NULL;
-  if (argc != 1)
+  if (role_nums(argc, argv, NULL, 0) != 0)
     return 2;
   o.flags = FERRY_SEG_SPARSE;
   ASSERT_OK(ferry_segment_open(
@@ -915,7 +914,7 @@ static void big_refuse(const char *big) {
 
 /* big-refuse PATH */
 static int role_big_refuse(int argc, char **argv) {
-  if (argc != 1)
+  if (role_nums(argc, argv, NULL, 0) != 0)
     return 2;
   big_refuse(argv[0]);
   return 0;
@@ -929,11 +928,11 @@ static void test_too_big_for_32_bits(void) {
   peer_setup();
   path = new_obj("big", 1);
   if (BITS == 64) { /* we make it; the peer is the 32-bit one */
-    finish(start(test_self(), "big-make", path, NULL), "big-make");
-    finish(start(peer_test, "big-refuse", path, NULL), "big-refuse");
+    finish(start(test_self(), "big-make", path, ""), "big-make");
+    finish(start(peer_test, "big-refuse", path, ""), "big-refuse");
     cli32 = peer_cli;
   } else {
-    finish(start(peer_test, "big-make", path, NULL), "big-make");
+    finish(start(peer_test, "big-make", path, ""), "big-make");
     big_refuse(path);
     cli32 = FERRY_CLI_PATH;
   }

@@ -3,9 +3,11 @@
 #
 #   make run     build, then run the main job (the two-process frame
 #                exchange, `ferry demo`) and a short benchmark table
-#   make test    build with -Werror and run ctest, then the same under
-#                AddressSanitizer + UndefinedBehaviorSanitizer, then the
-#                fuzzers (make fuzz)
+#   make test    build with -Werror and run ctest, then the same as a
+#                32-bit program with the 32/64-bit interop test (make
+#                test-32), then under AddressSanitizer +
+#                UndefinedBehaviorSanitizer, then as Windows programs under
+#                Wine (make test-win), then the fuzzers (make fuzz)
 #   make test-win  cross-build for Windows (mingw-w64) and run the whole
 #                ctest suite under Wine
 #   make fuzz    build the libFuzzer targets (clang) and run each for
@@ -15,6 +17,7 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+BUILD32    ?= build-32
 FUZZ_BUILD ?= build-fuzz
 WIN_BUILD  ?= build-win
 FUZZ_TIME  ?= 20
@@ -22,8 +25,8 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?= --output-on-failure
 FERRY      := $(BUILD)/ferry
 
-.PHONY: all deps build build-asan build-win run test test-plain test-asan \
-        test-win bench \
+.PHONY: all deps build build-asan build-32 build-win run test test-plain \
+        test-asan test-32 test-win bench \
         fuzz fuzz-build fuzz-seeds format format-check install clean
 
 all: build
@@ -57,7 +60,7 @@ run: build
 	$(FERRY) demo
 	$(FERRY) bench --quick
 
-test: test-plain test-asan test-win fuzz
+test: test-plain test-32 test-asan test-win fuzz
 
 test-plain: build
 	ctest --test-dir $(BUILD) $(CTEST_ARGS)
@@ -71,6 +74,24 @@ test-asan: build-asan
 # The same ctest suite, as Windows programs under Wine.
 test-win: build-win
 	sh scripts/wine-test.sh $(WIN_BUILD) $(CTEST_ARGS)
+
+# The whole suite as an i386 program (gcc -m32), then the interop test in
+# both builds: a 32-bit and a 64-bit process share segments and channels.
+# FERRY_INTEROP_PEER gives each build's interop test the other build; without
+# it that test skips.
+build-32: deps
+	cmake -S . -B $(BUILD32) -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/i386-linux-gnu.cmake \
+	      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFERRY_WERROR=ON
+	cmake --build $(BUILD32) -j$(JOBS)
+
+ifeq ($(shell uname -m),x86_64)
+test-32: build build-32
+	FERRY_INTEROP_PEER=$(abspath $(BUILD)) ctest --test-dir $(BUILD32) $(CTEST_ARGS)
+	FERRY_INTEROP_PEER=$(abspath $(BUILD32)) ctest --test-dir $(BUILD) $(CTEST_ARGS) -R '^interop$$'
+else
+test-32:
+	@echo "test-32: skipped: gcc -m32 (i386) needs an x86-64 host, not $(shell uname -m)"
+endif
 
 # libFuzzer targets (fuzz/): header validation, channel-header validation,
 # ring record parsing; a crash, leak, timeout or broken invariant fails.
@@ -103,4 +124,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(WIN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(BUILD32) $(FUZZ_BUILD) $(WIN_BUILD)

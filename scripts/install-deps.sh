@@ -17,6 +17,11 @@ set -eu
 PKGS="gcc libc6-dev libgcc-12-dev make cmake pkg-config python3 util-linux
 clang libclang-rt-14-dev llvm-14
 gcc-mingw-w64-x86-64-win32 mingw-w64-x86-64-dev wine wine64"
+# the 32-bit build and the 32/64-bit interop test (make test-32): gcc -m32
+# needs gcc-multilib (the i386 C library and libgcc); x86-64 hosts only.
+if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ]; then
+  PKGS="$PKGS gcc-multilib"
+fi
 
 missing=""
 for p in $PKGS; do

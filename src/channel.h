@@ -128,6 +128,39 @@ _Static_assert(sizeof(struct ferry_chan_hdr) == FERRY_CHAN_HDR_SIZE,
 _Static_assert(sizeof(struct ferry_chan_peer) == FERRY_CHAN_PEER_SIZE,
                "peer slot is 64 bytes");
 _Static_assert(offsetof(struct ferry_chan_peer, cursor) == 32, "cursor at 32");
+/* The rest of both layouts, so that a 32-bit and a 64-bit build (or two
+ * compilers) cannot disagree on any field: on i386 a plain uint64_t member is
+ * only 4-aligned (an _Atomic one is 8-aligned), so no field may rely on
+ * natural alignment for its place. */
+FERRY_CHAN_CHECK_(magic, 0);
+FERRY_CHAN_CHECK_(kind, 12);
+FERRY_CHAN_CHECK_(flags, 32);
+FERRY_CHAN_CHECK_(max_peers, 36);
+FERRY_CHAN_CHECK_(peers_offset, 44);
+FERRY_CHAN_CHECK_(ring_offset, 48);
+FERRY_CHAN_CHECK_(reserved0, 56);
+FERRY_CHAN_CHECK_(reserved1, 96);
+FERRY_CHAN_CHECK_(reserved2, 144);
+FERRY_CHAN_CHECK_(reserved3, 200);
+FERRY_CHAN_CHECK_(reserved4, 264);
+FERRY_CHAN_CHECK_(recv_total, 328);
+FERRY_CHAN_CHECK_(lost_total, 336);
+FERRY_CHAN_CHECK_(reserved5, 360);
+_Static_assert(_Alignof(struct ferry_chan_hdr) == 8, "header 8-aligned");
+#define FERRY_PEER_CHECK_(field, off)                                          \
+  _Static_assert(offsetof(struct ferry_chan_peer, field) == (off),             \
+                 "ferry_chan_peer." #field " must be at offset " #off)
+FERRY_PEER_CHECK_(state, 0);
+FERRY_PEER_CHECK_(role, 4);
+FERRY_PEER_CHECK_(pid, 8);
+FERRY_PEER_CHECK_(start, 16);
+FERRY_PEER_CHECK_(boot, 24);
+FERRY_PEER_CHECK_(msgs, 40);
+FERRY_PEER_CHECK_(lost, 48);
+FERRY_PEER_CHECK_(claim_end, 56);
+_Static_assert(_Alignof(struct ferry_chan_peer) == 8, "peer slot 8-aligned");
+_Static_assert(offsetof(struct ferry__waitq, sleepers) == 4, "sleepers at 4");
+_Static_assert(sizeof(struct ferry__waitq) == 8, "wait queue 8 bytes");
 
 /* Record headers. */
 struct ferry_rec {
@@ -141,6 +174,9 @@ struct ferry_rec_bc {
 };
 _Static_assert(sizeof(struct ferry_rec) == 8, "record header 8");
 _Static_assert(sizeof(struct ferry_rec_bc) == 16, "broadcast header 16");
+_Static_assert(offsetof(struct ferry_rec, aux) == 4, "record aux at 4");
+_Static_assert(offsetof(struct ferry_rec_bc, aux) == 4, "record aux at 4");
+_Static_assert(offsetof(struct ferry_rec_bc, seq) == 8, "record seq at 8");
 
 /* Where the ring starts, for MAX_PEERS peers. */
 static inline uint32_t ferry__chan_ring_offset(uint32_t max_peers) {

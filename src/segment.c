@@ -269,6 +269,13 @@ static int seg_create(ferry_segment **out, uint32_t kind, const char *name,
              ferry__err(FERRY_EINVAL, "segment size %llu is too large",
                         (unsigned long long)size);
     total = (FERRY_HDR_REGION + size + gran - 1) / gran * gran;
+    if (total > (uint64_t)SIZE_MAX) /* 32-bit: refuse before reserving */
+      return seg_free(s),
+             ferry__err(FERRY_ETOOBIG,
+                        "a segment of %llu bytes cannot be mapped in a "
+                        "%u-bit process",
+                        (unsigned long long)size,
+                        (unsigned)(sizeof(void *) * 8));
     if (kind == FERRY_KIND_NAMED)
       rc = ferry_os_shm_create(&s->os, s->os_name, total, o->mode,
                                osflags | (huge ? FERRY_OS_HUGE : 0u));

@@ -12,33 +12,22 @@
 #endif
 #include "test.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "../tools/ferry/proc.h"
 #include "channel.h"
 
 #define MS_NS INT64_C(1000000)
 #define KIB 1024u
 #define MIB (1024ull * 1024ull)
-#define SEG_DATA_OFF 4096u /* channel header offset in the /dev/shm file */
 
 /* ---------------------------------------------------------------------- */
 /* Time and polling                                                       */
 
-static int64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+static int64_t mono_ns(void) { return proc_now_ns(); }
 
 /* A blocking-call timeout in ns: generous, scaled for sanitizers. */
 static int64_t tmo_ns(int64_t base_ms) {
@@ -69,12 +58,10 @@ static void poll_next(struct poller *p) {
     TEST_FAIL("timed out waiting for %s", p->what);
   if ((p->n & 63) == 0)
     check_helpers(p->what);
-  if (p->n++ < 200) {
+  if (p->n++ < 200)
     sched_yield();
-  } else {
-    struct timespec ts = {0, 50000};
-    nanosleep(&ts, NULL);
-  }
+  else
+    test_sleep_ms(1);
 }
 
 #define POLL_UNTIL(cond, base_ms, what)                                        \
@@ -123,17 +110,17 @@ static uint64_t rec_size(uint64_t len, uint32_t rh) {
 static char tracked_names[MAX_TRACKED][FERRY_NAME_MAX + 1];
 static int ntracked_names;
 static long tracked_pids[MAX_TRACKED];
+/* A helper found ended by check_helpers is reaped there: its exit code is
+ * kept here (-1 while it runs) for reap(). */
+static int tracked_codes[MAX_TRACKED];
 static int cleanup_registered;
 
 static void cleanup(void) {
   int i;
   for (i = 0; i < MAX_TRACKED; i++) {
-    pid_t p = (pid_t)tracked_pids[i];
     /* only our own, still unreaped children */
-    if (p > 0 && waitpid(p, NULL, WNOHANG) == 0) {
-      kill(p, SIGKILL);
-      waitpid(p, NULL, 0);
-    }
+    if (tracked_pids[i] > 0 && tracked_codes[i] < 0)
+      proc_kill(tracked_pids[i]); /* kills and reaps */
     tracked_pids[i] = 0;
   }
   for (i = 0; i < ntracked_names; i++)
@@ -172,32 +159,35 @@ static long spawn(const char *role, ...) {
   for (i = 0; i < MAX_TRACKED; i++)
     if (tracked_pids[i] == 0) {
       tracked_pids[i] = pid;
+      tracked_codes[i] = -1;
       break;
     }
   return pid;
 }
 
 /* A helper that already failed cannot produce what we are polling for:
- * fail at once (the helper stays unreaped for reap()). */
+ * fail at once. A helper that ended is reaped here (a look that does not
+ * wait) and its exit code kept for reap(). */
 static void check_helpers(const char *what) {
   int i;
   for (i = 0; i < MAX_TRACKED; i++) {
-    siginfo_t si;
-    if (tracked_pids[i] <= 0)
+    if (tracked_pids[i] <= 0 || tracked_codes[i] >= 0)
       continue;
-    memset(&si, 0, sizeof si);
-    if (waitid(P_PID, (id_t)tracked_pids[i], &si,
-               WEXITED | WNOHANG | WNOWAIT) == 0 &&
-        si.si_pid != 0 && (si.si_code != CLD_EXITED || si.si_status != 0))
-      TEST_FAIL("helper %ld ended (code %d, status %d) while waiting for %s",
-                tracked_pids[i], si.si_code, si.si_status, what);
+    tracked_codes[i] = proc_wait(tracked_pids[i], 0); /* -1: still runs */
+    if (tracked_codes[i] > 0)
+      TEST_FAIL("helper %ld ended (exit code %d) while waiting for %s",
+                tracked_pids[i], tracked_codes[i], what);
   }
 }
 
 /* Waits for a helper (scaled timeout); returns its exit code. */
 static int reap(long pid, int64_t base_ms) {
-  int code = test_wait(pid, test_timeout_ms(base_ms));
-  int i;
+  int code = -1, i;
+  for (i = 0; i < MAX_TRACKED; i++)
+    if (tracked_pids[i] == pid && tracked_codes[i] >= 0)
+      code = tracked_codes[i]; /* check_helpers reaped it */
+  if (code < 0)
+    code = test_wait(pid, test_timeout_ms(base_ms));
   for (i = 0; i < MAX_TRACKED; i++)
     if (tracked_pids[i] == pid)
       tracked_pids[i] = 0;
@@ -316,24 +306,23 @@ static void wait_word(ferry_segment *s, unsigned i, uint64_t want,
   POLL_UNTIL(atomic_load(cw(s, i)) >= want, 60000, what);
 }
 
-/* Writes N bytes at OFF of the channel's /dev/shm file. */
-static void shm_poke(const char *name, off_t off, const void *p, size_t n) {
-  char path[256];
-  int fd;
-  snprintf(path, sizeof path, "/dev/shm/ferry.%s", name);
-  fd = open(path, O_RDWR | O_CLOEXEC);
-  if (fd < 0)
-    TEST_FAIL("open %s: %s", path, strerror(errno));
-  if (pwrite(fd, p, n, off) != (ssize_t)n)
-    TEST_FAIL("pwrite %s: %s", path, strerror(errno));
-  close(fd);
+/* Writes N bytes at OFF of the user data of segment NAME (where the channel
+ * header starts), through a read-write mapping of its own: a hostile
+ * process's write. The segment must be open elsewhere (on Windows it
+ * lives only while a handle is open). */
+static void seg_poke(const char *name, uint64_t off, const void *p, size_t n) {
+  ferry_segment *s = NULL;
+  ASSERT_OK(ferry_segment_open(&s, name, 0, 0, NULL));
+  ASSERT_LE(off + n, ferry_segment_data_size(s));
+  memcpy((uint8_t *)ferry_segment_data(s) + off, p, n);
+  ASSERT_OK(ferry_segment_close(s));
 }
 
-static void shm_poke_u32(const char *name, off_t off, uint32_t v) {
-  shm_poke(name, off, &v, sizeof v);
+static void seg_poke_u32(const char *name, uint64_t off, uint32_t v) {
+  seg_poke(name, off, &v, sizeof v);
 }
-static void shm_poke_u64(const char *name, off_t off, uint64_t v) {
-  shm_poke(name, off, &v, sizeof v);
+static void seg_poke_u64(const char *name, uint64_t off, uint64_t v) {
+  seg_poke(name, off, &v, sizeof v);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -774,8 +763,8 @@ static void run_stream(const struct kind *k, uint64_t cap, uint64_t n,
     ASSERT_UEQ(in->received, n * (uint64_t)nrecv);
     ASSERT_UEQ(in->lost, 0);
   }
-  ASSERT_OK(ferry_channel_close(obs));
   ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_channel_close(obs));
 }
 
 #define STREAM_N 200000u
@@ -919,8 +908,8 @@ static void run_wrap(const struct kind *k) {
     REAP_OK(tx);
     REAP_OK(rx);
     ASSERT_UEQ(info_of(obs)->sent, 3 * (2049 - rec_hdr(k)));
-    ASSERT_OK(ferry_channel_close(obs));
     ASSERT_OK(ferry_segment_unlink(name, 0));
+    ASSERT_OK(ferry_channel_close(obs));
   }
 }
 
@@ -1134,10 +1123,10 @@ static void run_edges(const struct kind *k) {
   ASSERT_UEQ(info_of(obs)->received + ferry_channel_lost(rx), sent);
   ASSERT_UEQ(info_of(obs)->used, 0);
 
+  ASSERT_OK(ferry_segment_unlink(name, 0));
   ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_channel_close(tx));
   ASSERT_OK(ferry_channel_close(obs));
-  ASSERT_OK(ferry_segment_unlink(name, 0));
 
   if (is_bc(k)) {
     /* Without subscribers a broadcast sender never waits, and a late
@@ -1157,9 +1146,9 @@ static void run_edges(const struct kind *k) {
     ASSERT_UEQ(m[0].seq, 3 * 64);
     ASSERT_OK(ferry_channel_release(rx));
     ASSERT_UEQ(ferry_channel_lost(rx), 0);
+    ASSERT_OK(ferry_segment_unlink(name, 0));
     ASSERT_OK(ferry_channel_close(rx));
     ASSERT_OK(ferry_channel_close(tx));
-    ASSERT_OK(ferry_segment_unlink(name, 0));
   }
 }
 
@@ -1236,8 +1225,8 @@ static void run_wake(const struct kind *k, int64_t spin) {
     ASSERT_OK(ferry_channel_send(tx, buf, 8, 0));
   }
   REAP_OK(pid);
-  ASSERT_OK(ferry_channel_close(tx));
   ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_channel_close(tx));
 
   if (is_ovr(k))
     return; /* the overrun sender never waits */
@@ -1263,8 +1252,8 @@ static void run_wake(const struct kind *k, int64_t spin) {
   }
   ASSERT_ERR(ferry_channel_recv(rx, buf, sizeof buf, &len, 0), FERRY_EAGAIN);
   REAP_OK(pid);
-  ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_channel_close(rx));
 }
 
 static void run_wake_both(const struct kind *k) {
@@ -1303,8 +1292,8 @@ static void test_mpsc_producers(void) {
   REAP_OK(rx);
   ASSERT_UEQ(info_of(obs)->sent, 4 * n);
   ASSERT_UEQ(info_of(obs)->received, 4 * n);
-  ASSERT_OK(ferry_channel_close(obs));
   ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_channel_close(obs));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1491,10 +1480,10 @@ static void test_overrun_exact_loss(void) {
   ASSERT_UEQ(in->sent, n);
   ASSERT_UEQ(in->received, 2 * 64);
   ASSERT_UEQ(in->lost, 2 * (n - 64));
-  ASSERT_OK(ferry_channel_close(obs));
-  ASSERT_OK(ferry_segment_close(ctl));
   ASSERT_OK(ferry_segment_unlink(name, 0));
   ASSERT_OK(ferry_segment_unlink(cname, 0));
+  ASSERT_OK(ferry_channel_close(obs));
+  ASSERT_OK(ferry_segment_close(ctl));
 }
 
 static void run_overrun_live(uint64_t n, const char *len) {
@@ -1517,10 +1506,10 @@ static void run_overrun_live(uint64_t n, const char *len) {
   in = info_of(obs);
   ASSERT_UEQ(in->sent, n);
   ASSERT_UEQ(in->received + in->lost, 2 * n);
-  ASSERT_OK(ferry_channel_close(obs));
-  ASSERT_OK(ferry_segment_close(ctl));
   ASSERT_OK(ferry_segment_unlink(name, 0));
   ASSERT_OK(ferry_segment_unlink(cname, 0));
+  ASSERT_OK(ferry_channel_close(obs));
+  ASSERT_OK(ferry_segment_close(ctl));
 }
 
 /* Readers lapped while they read, by stream messages of every size ... */
@@ -1561,9 +1550,9 @@ static void test_overrun_in_process(void) {
   ASSERT_ERR(ferry_channel_recv(rx, buf, sizeof buf, &len, 0), FERRY_EAGAIN);
   ASSERT_UEQ(info_of(rx)->lost, 128);
   ASSERT_UEQ(info_of(rx)->received, 64);
+  ASSERT_OK(ferry_segment_unlink(name, 0));
   ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_channel_close(tx));
-  ASSERT_OK(ferry_segment_unlink(name, 0));
 
   /* Variable sizes (with padding at the ring's end): received + lost is
    * exact, the survivors are the newest, contiguous, and fit in a ring. */
@@ -1601,9 +1590,9 @@ static void test_overrun_in_process(void) {
   ASSERT_UEQ(first, sent - rcvd);
   ASSERT_UEQ(rcvd + ferry_channel_lost(rx), sent);
   ASSERT_LE(bytes, 4096);
+  ASSERT_OK(ferry_segment_unlink(name, 0));
   ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_channel_close(tx));
-  ASSERT_OK(ferry_segment_unlink(name, 0));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1696,9 +1685,9 @@ static void run_abort(const struct kind *k) {
   ASSERT_UEQ(ferry_channel_lost(rx), 0);
   ASSERT_UEQ(info_of(rx)->sent, commits);
   ASSERT_UEQ(info_of(rx)->received, commits);
+  ASSERT_OK(ferry_segment_unlink(name, 0));
   ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_channel_close(tx));
-  ASSERT_OK(ferry_segment_unlink(name, 0));
 }
 
 static void test_abort_spsc(void) { run_abort(K_SPSC); }
@@ -1763,8 +1752,8 @@ static void test_abort_mpsc_producers(void) {
   REAP_OK(rx);
   ASSERT_UEQ(info_of(obs)->sent, 2 * n);
   ASSERT_UEQ(info_of(obs)->received, 2 * n);
-  ASSERT_OK(ferry_channel_close(obs));
   ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_channel_close(obs));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1900,7 +1889,7 @@ static int role_jl_sub(int argc, char **argv) {
         int others_done = 1;
         for (i = 0; i < in->npeers; i++)
           if (in->peers[i].role == FERRY_RECEIVER &&
-              in->peers[i].pid != (uint64_t)getpid() &&
+              in->peers[i].pid != (uint64_t)test_getpid() &&
               in->peers[i].cursor != t)
             others_done = 0;
         if (others_done && atomic_load(&h->tx.sleepers) >= 1 &&
@@ -1976,10 +1965,10 @@ static void test_broadcast_join_leave(void) {
     REAP_OK(subs[i]);
   ASSERT_UEQ(info_of(obs)->sent, JL_N);
   ASSERT_EQ(info_of(obs)->npeers, 0);
-  ASSERT_OK(ferry_channel_close(obs));
-  ASSERT_OK(ferry_segment_close(ctl));
   ASSERT_OK(ferry_segment_unlink(name, 0));
   ASSERT_OK(ferry_segment_unlink(cname, 0));
+  ASSERT_OK(ferry_channel_close(obs));
+  ASSERT_OK(ferry_segment_close(ctl));
 }
 
 /* A subscriber that dies without closing must not stop a wait-for-slowest
@@ -2017,11 +2006,11 @@ static void test_broadcast_dead_subscriber(void) {
     ASSERT_OK(ferry_channel_recv(rx, buf, sizeof buf, &len, 0));
     ASSERT_UEQ(get_id(buf), (uint64_t)i);
   }
+  ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_segment_unlink(cname, 0));
   ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_channel_close(tx));
   ASSERT_OK(ferry_segment_close(ctl));
-  ASSERT_OK(ferry_segment_unlink(name, 0));
-  ASSERT_OK(ferry_segment_unlink(cname, 0));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -2128,9 +2117,9 @@ static void run_batch(const struct kind *k) {
     ASSERT_UEQ(info_of(rx)->received + ferry_channel_lost(rx), id);
   }
   ASSERT_ERR(ferry_channel_peek(rx, m, 64, 0), FERRY_EAGAIN);
+  ASSERT_OK(ferry_segment_unlink(name, 0));
   ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_channel_close(tx));
-  ASSERT_OK(ferry_segment_unlink(name, 0));
 }
 
 static void test_batch_spsc(void) { run_batch(K_SPSC); }
@@ -2170,8 +2159,8 @@ static void run_sender_reopen(const struct kind *k) {
     ASSERT_OK(ferry_channel_close(tx));
   }
   ASSERT_UEQ(info_of(rx)->sent, 6 * 64);
-  ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_channel_close(rx));
 }
 
 static void test_sender_reopen_spsc(void) { run_sender_reopen(K_SPSC); }
@@ -2230,7 +2219,7 @@ static int role_hold(int argc, char **argv) {
   atomic_store(cw(ctl, 0), 1);
   wait_word(ctl, 1, 1, "the parent to let go");
   if (strcmp(argv[5], "die") == 0)
-    _exit(0); /* no close, no detach: a crash as far as ferry can tell */
+    _Exit(0); /* no close, no detach: a crash as far as ferry can tell */
   ASSERT_OK(ferry_channel_close(ch));
   ASSERT_OK(ferry_segment_close(ctl));
   return 0;
@@ -2318,10 +2307,10 @@ static void test_roles_busy(void) {
     ASSERT_OK(ferry_channel_close(a));
 
     ASSERT_EQ(info_of(obs)->npeers, 0);
-    ASSERT_OK(ferry_channel_close(obs));
-    ASSERT_OK(ferry_segment_close(ctl));
     ASSERT_OK(ferry_segment_unlink(name, 0));
     ASSERT_OK(ferry_segment_unlink(cname, 0));
+    ASSERT_OK(ferry_channel_close(obs));
+    ASSERT_OK(ferry_segment_close(ctl));
   }
 }
 
@@ -2372,11 +2361,11 @@ static void run_dead_receiver(const struct kind *k, const char *peek) {
   ASSERT_OK(ferry_channel_send(tx, buf, 48, 0));
   ASSERT_OK(ferry_channel_recv(rx, buf, sizeof buf, &len, 0));
   ASSERT_UEQ(get_id(buf), 10);
+  ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_segment_unlink(cname, 0));
   ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_channel_close(tx));
   ASSERT_OK(ferry_segment_close(ctl));
-  ASSERT_OK(ferry_segment_unlink(name, 0));
-  ASSERT_OK(ferry_segment_unlink(cname, 0));
 }
 
 static void test_dead_receiver_spsc(void) {
@@ -2429,11 +2418,11 @@ static void run_dead_sender(const struct kind *k) {
   }
   ASSERT_ERR(ferry_channel_peek(rx, &m, 1, 0), FERRY_EAGAIN);
   ASSERT_UEQ(info_of(rx)->sent, 10);
+  ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_segment_unlink(cname, 0));
   ASSERT_OK(ferry_channel_close(tx));
   ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_segment_close(ctl));
-  ASSERT_OK(ferry_segment_unlink(name, 0));
-  ASSERT_OK(ferry_segment_unlink(cname, 0));
 }
 
 static void test_dead_sender(void) {
@@ -2484,9 +2473,9 @@ static void run_close(const struct kind *k) {
                FERRY_ECLOSED);
     ASSERT_OK(ferry_channel_close(late));
   }
+  ASSERT_OK(ferry_segment_unlink(name, 0));
   ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_channel_close(tx));
-  ASSERT_OK(ferry_segment_unlink(name, 0));
 }
 
 static void test_close_spsc(void) { run_close(K_SPSC); }
@@ -2530,8 +2519,8 @@ static void test_info(void) {
       ASSERT_EQ(in->npeers, 0);
       ASSERT_GE(ferry_segment_data_size(ferry_channel_segment(obs)),
                 ferry__chan_ring_offset(64) + want[c]);
-      ASSERT_OK(ferry_channel_close(obs));
       ASSERT_OK(ferry_segment_unlink(name, 0));
+      ASSERT_OK(ferry_channel_close(obs));
     }
 
     /* Peers and counters with a live receiver process. */
@@ -2553,7 +2542,7 @@ static void test_info(void) {
     ASSERT_UEQ(in->received, 30);
     ASSERT_UEQ(in->lost, 0);
     ASSERT_UEQ(in->used, 20 * rec_size(24, rh));
-    ps = peer_by_pid(in, (uint64_t)getpid(), FERRY_SENDER);
+    ps = peer_by_pid(in, (uint64_t)test_getpid(), FERRY_SENDER);
     pr = peer_by_pid(in, (uint64_t)pid, FERRY_RECEIVER);
     ASSERT_TRUE(ps != NULL && pr != NULL);
     ASSERT_EQ(ps->alive, 1);
@@ -2590,10 +2579,10 @@ static void test_info(void) {
     pr = peer_by_pid(in, (uint64_t)pid, FERRY_RECEIVER);
     ASSERT_TRUE(pr != NULL);
     ASSERT_EQ(pr->alive, 0);
-    ASSERT_OK(ferry_channel_close(obs));
-    ASSERT_OK(ferry_segment_close(ctl));
     ASSERT_OK(ferry_segment_unlink(name, 0));
     ASSERT_OK(ferry_segment_unlink(cname, 0));
+    ASSERT_OK(ferry_channel_close(obs));
+    ASSERT_OK(ferry_segment_close(ctl));
   }
 }
 
@@ -2618,8 +2607,8 @@ static void test_open_validation(void) {
     ASSERT_ERR(ferry_channel_open(&ch, name, FERRY_CREATE, role, NULL),
                FERRY_EINVAL);
   }
-  ASSERT_OK(ferry_segment_close(seg));
   ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_segment_close(seg));
 
   /* Open-or-create of an existing channel: the kind must agree. */
   new_name(name, sizeof name, "mpsc");
@@ -2640,24 +2629,24 @@ static void test_open_validation(void) {
   ASSERT_ERR(ferry_channel_open(&ch, name, FERRY_CREATE | FERRY_EXCL,
                                 FERRY_SENDER, NULL),
              FERRY_EEXIST);
-  ASSERT_OK(ferry_channel_close(a));
   ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_channel_close(a));
   /* overrun or not must agree too */
   new_name(name, sizeof name, "bco");
   a = ch_create(name, K_BCO, 4096, FERRY_OBSERVE);
   o = chan_opts(K_BC, 4096, 0);
   ASSERT_ERR(ferry_channel_open(&ch, name, FERRY_CREATE, FERRY_RECEIVER, &o),
              FERRY_EINVAL);
-  ASSERT_OK(ferry_channel_close(a));
   ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_channel_close(a));
 
   /* Capacity is rounded up to a power of two. */
   new_name(name, sizeof name, "spsc");
   a = ch_create(name, K_SPSC, 5000, FERRY_SENDER);
   ASSERT_UEQ(info_of(a)->capacity, 8192);
   ASSERT_UEQ(ferry_channel_max_msg(a), 4096 - 8);
-  ASSERT_OK(ferry_channel_close(a));
   ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_channel_close(a));
 
   /* Bad options and arguments; nothing is created. */
   new_name(name, sizeof name, "bad");
@@ -2714,8 +2703,8 @@ static void test_open_validation(void) {
   ASSERT_EQ(info_of(ch)->kind, FERRY_CHANNEL_MPSC);
   ASSERT_UEQ(info_of(ch)->capacity, 4096);
   ASSERT_EQ(info_of(ch)->flags, 0);
-  ASSERT_OK(ferry_channel_close(ch));
   ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_channel_close(ch));
 
   /* A full peer table. */
   new_name(name, sizeof name, "bc");
@@ -2731,9 +2720,9 @@ static void test_open_validation(void) {
   }
   ASSERT_OK(ferry_channel_close(ch));
   ch = ch_open(name, FERRY_RECEIVER, 0); /* the slot is free again */
+  ASSERT_OK(ferry_segment_unlink(name, 0));
   ASSERT_OK(ferry_channel_close(ch));
   ASSERT_OK(ferry_channel_close(a));
-  ASSERT_OK(ferry_segment_unlink(name, 0));
 }
 
 /* The channel header's immutable line: every field is checked. */
@@ -2780,14 +2769,14 @@ static void test_validate_fields(void) {
   ASSERT_ERR(ferry__chan_validate(&h, ds), FERRY_EBADHDR);
   ASSERT_ERR(ferry__chan_validate(&good, ferry__chan_ring_offset(64) + 4095),
              FERRY_ESIZE);
-  ASSERT_OK(ferry_channel_close(ch));
   ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_channel_close(ch));
 }
 
-/* Corrupt header fields in the /dev/shm file: every role is refused. */
+/* Corrupt header fields in shared memory: every role is refused. */
 static void test_corrupt_header(void) {
   static const struct {
-    off_t off;
+    uint64_t off; /* in the channel header */
     uint32_t val;
   } edits[] = {{16, 12345},     /* capacity */
                {16 + 4, 1},     /* capacity, high half */
@@ -2808,7 +2797,7 @@ static void test_corrupt_header(void) {
     ch = ch_open(name, FERRY_SENDER, 0);
     ASSERT_OK(ferry_channel_send(ch, "x", 1, 0));
     ASSERT_OK(ferry_channel_close(ch));
-    shm_poke_u32(name, SEG_DATA_OFF + edits[e].off, edits[e].val);
+    seg_poke_u32(name, edits[e].off, edits[e].val);
     for (role = FERRY_OBSERVE; role <= FERRY_RECEIVER; role++) {
       ch = NULL;
       ASSERT_ERR(ferry_channel_open(&ch, name, 0, role, NULL), FERRY_EBADHDR);
@@ -2817,19 +2806,21 @@ static void test_corrupt_header(void) {
     /* a handle opened before keeps its copy of the immutable line */
     ASSERT_OK(ferry_channel_recv(held, buf, sizeof buf, &len, 0));
     ASSERT_EQ(len, 1);
-    ASSERT_OK(ferry_channel_close(held));
     ASSERT_OK(ferry_segment_unlink(name, 0));
+    ASSERT_OK(ferry_channel_close(held));
   }
   {
-    /* the layout version has its own code */
+    /* the layout version has its own code (the sender's handle keeps the
+     * channel in existence, as Windows needs) */
     char name[64];
-    ferry_channel *ch = NULL;
+    ferry_channel *ch = NULL, *held;
     new_name(name, sizeof name, "spsc");
-    ASSERT_OK(ferry_channel_close(ch_create(name, K_SPSC, 4096, FERRY_SENDER)));
-    shm_poke_u32(name, SEG_DATA_OFF + 8, 2);
+    held = ch_create(name, K_SPSC, 4096, FERRY_SENDER);
+    seg_poke_u32(name, 8, 2);
     ASSERT_ERR(ferry_channel_open(&ch, name, 0, FERRY_RECEIVER, NULL),
                FERRY_EVERSION);
     ASSERT_OK(ferry_segment_unlink(name, 0));
+    ASSERT_OK(ferry_channel_close(held));
   }
 }
 
@@ -2856,7 +2847,7 @@ static void run_corrupt_tail(const struct kind *k) {
   }
   head = 3 * 4096;
   /* A tail far beyond anything the sender could have written. */
-  shm_poke_u64(name, SEG_DATA_OFF + 64, 1ull << 60);
+  seg_poke_u64(name, 64, 1ull << 60);
   if (k->kind == FERRY_CHANNEL_MPSC) {
     /* The MPSC receiver reads committed records in-band, not the tail;
      * the senders claim space through it and must refuse it. */
@@ -2877,7 +2868,7 @@ static void run_corrupt_tail(const struct kind *k) {
     ASSERT_ERR(ferry_channel_peek(rx, &m, 1, tmo_ns(10000)), FERRY_ECORRUPT);
   }
   /* A tail behind the head. */
-  shm_poke_u64(name, SEG_DATA_OFF + 64, head - 64);
+  seg_poke_u64(name, 64, head - 64);
   if (k->kind == FERRY_CHANNEL_MPSC) {
     put_id(buf, 999);
     rc = ferry_channel_send(tx, buf, 8, tmo_ns(10000));
@@ -2892,9 +2883,9 @@ static void run_corrupt_tail(const struct kind *k) {
   } else
     ASSERT_ERR(ferry_channel_recv(rx, buf, sizeof buf, &len, tmo_ns(10000)),
                FERRY_ECORRUPT);
+  ASSERT_OK(ferry_segment_unlink(name, 0));
   ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_channel_close(tx));
-  ASSERT_OK(ferry_segment_unlink(name, 0));
 }
 
 static void test_corrupt_tail_spsc(void) { run_corrupt_tail(K_SPSC); }
@@ -2914,51 +2905,51 @@ static void test_corrupt_positions(void) {
   /* SPSC head beyond the tail: the sender and a new receiver refuse. */
   new_name(name, sizeof name, "spsc");
   tx = ch_create(name, K_SPSC, 4096, FERRY_SENDER);
-  shm_poke_u64(name, SEG_DATA_OFF + 128, 1ull << 40);
+  seg_poke_u64(name, 128, 1ull << 40);
   ASSERT_ERR(ferry_channel_send(tx, buf, 8, tmo_ns(10000)), FERRY_ECORRUPT);
   ASSERT_ERR(ferry_channel_open(&ch, name, 0, FERRY_RECEIVER, NULL),
              FERRY_ECORRUPT);
-  ASSERT_OK(ferry_channel_close(tx));
   ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_channel_close(tx));
 
   /* A role owner index outside the peer table. */
   new_name(name, sizeof name, "mpsc");
   tx = ch_create(name, K_MPSC, 4096, FERRY_SENDER);
-  shm_poke_u32(name, SEG_DATA_OFF + 348, 1000);
+  seg_poke_u32(name, 348, 1000);
   ASSERT_ERR(ferry_channel_open(&ch, name, 0, FERRY_RECEIVER, NULL),
              FERRY_ECORRUPT);
-  ASSERT_OK(ferry_channel_close(tx));
   ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_channel_close(tx));
 
   /* A subscriber cursor beyond the tail: the waiting sender refuses. */
   new_name(name, sizeof name, "bc");
   tx = ch_create(name, K_BC, 4096, FERRY_SENDER); /* peer slot 0 */
   rx = ch_open(name, FERRY_RECEIVER, 0);          /* peer slot 1 */
-  shm_poke_u64(name, SEG_DATA_OFF + 384 + 64 + 32, 1ull << 40);
+  seg_poke_u64(name, 384 + 64 + 32, 1ull << 40);
   ASSERT_ERR(ferry_channel_send(tx, buf, 8, tmo_ns(10000)), FERRY_ECORRUPT);
+  ASSERT_OK(ferry_segment_unlink(name, 0));
   ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_channel_close(tx));
-  ASSERT_OK(ferry_segment_unlink(name, 0));
 
   /* Overrun: the oldest intact record beyond the tail. */
   new_name(name, sizeof name, "bco");
   tx = ch_create(name, K_BCO, 4096, FERRY_SENDER);
   rx = ch_open(name, FERRY_RECEIVER, 0);
   ASSERT_OK(ferry_channel_send(tx, buf, 8, 0));
-  shm_poke_u64(name, SEG_DATA_OFF + 72, 1ull << 40);
+  seg_poke_u64(name, 72, 1ull << 40);
   ASSERT_ERR(ferry_channel_recv(rx, buf, sizeof buf, &len, tmo_ns(10000)),
              FERRY_ECORRUPT);
   ASSERT_OK(ferry_channel_close(tx));
   ASSERT_ERR(ferry_channel_open(&ch, name, 0, FERRY_SENDER, NULL),
              FERRY_ECORRUPT);
-  ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_channel_close(rx));
 }
 
 /* Record headers gone bad in the ring (ring at data offset 8192 for the
  * default 64 peers): FERRY_ECORRUPT, and it stays. */
 static void run_corrupt_record(const struct kind *k) {
-  const off_t ring = SEG_DATA_OFF + ferry__chan_ring_offset(64);
+  const uint64_t ring = ferry__chan_ring_offset(64);
   uint32_t rh = rec_hdr(k);
   uint64_t r40 = rec_size(40, rh);
   int c;
@@ -2970,7 +2961,7 @@ static void run_corrupt_record(const struct kind *k) {
     uint8_t buf[4096];
     size_t len;
     uint64_t max, i;
-    off_t at;
+    uint64_t at;
     uint32_t word;
     int good;
     if (c == 1 && k->kind == FERRY_CHANNEL_MPSC)
@@ -2985,15 +2976,15 @@ static void run_corrupt_record(const struct kind *k) {
         ASSERT_OK(ferry_channel_send(tx, buf, 40, 0));
       }
       if (c == 0) { /* longer than any message */
-        at = ring + (off_t)r40;
+        at = ring + (uint64_t)r40;
         word = FERRY_REC_COMMIT | (uint32_t)(max + 1);
         good = 1;
       } else if (c == 1) { /* plausible, but past the published tail */
-        at = ring + (off_t)(2 * r40);
+        at = ring + (uint64_t)(2 * r40);
         word = FERRY_REC_COMMIT | 1000u;
         good = 2;
       } else { /* padding of a length no record can have */
-        at = ring + (off_t)r40;
+        at = ring + (uint64_t)r40;
         word = FERRY_REC_COMMIT | FERRY_REC_PAD | 5u;
         good = 1;
       }
@@ -3008,7 +2999,7 @@ static void run_corrupt_record(const struct kind *k) {
       word = FERRY_REC_COMMIT | 1000u;
       good = 0;
     }
-    shm_poke_u32(name, at, word);
+    seg_poke_u32(name, at, word);
     for (i = 0; i < (uint64_t)good; i++) {
       ASSERT_OK(ferry_channel_recv(rx, buf, sizeof buf, &len, 0));
       ASSERT_EQ(len, 40);
@@ -3019,9 +3010,9 @@ static void run_corrupt_record(const struct kind *k) {
     ASSERT_ERR(ferry_channel_recv(rx, buf, sizeof buf, &len, tmo_ns(10000)),
                FERRY_ECORRUPT);
     ASSERT_ERR(ferry_channel_peek(rx, &m, 1, tmo_ns(10000)), FERRY_ECORRUPT);
+    ASSERT_OK(ferry_segment_unlink(name, 0));
     ASSERT_OK(ferry_channel_close(rx));
     ASSERT_OK(ferry_channel_close(tx));
-    ASSERT_OK(ferry_segment_unlink(name, 0));
   }
 }
 

@@ -1,10 +1,11 @@
 /* Description: chaos: MPSC producers and a consumer are killed with SIGKILL
- * at random points and restarted, for hundreds of kills. Every message
- * carries its producer's id and a sequence number; a ledger in shared memory
- * records what each sender was told and what the consumer received. The
- * test asserts that no message is delivered twice, that every message whose
- * send succeeded is delivered, that no message whose send reported an error
- * is delivered, and that no process hangs (every wait is bounded).
+ * (TerminateProcess on Windows) at random points and restarted, for hundreds of
+ * kills. Every message carries its producer's id and a sequence number; a
+ * ledger in shared memory records what each sender was told and what the
+ * consumer received. The test asserts that no message is delivered twice, that
+ * every message whose send succeeded is delivered, that no message whose send
+ * reported an error is delivered, and that no process hangs (every wait is
+ * bounded).
  *
  * Exactly-once across a consumer crash takes the consumer's help: the
  * library redelivers, in order, a message that was peeked but not released,
@@ -16,12 +17,12 @@
 #endif
 #include "test.h"
 
-#include <signal.h>
 #include <stdatomic.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "os/os.h"
 
 #define SEC INT64_C(1000000000)
+#define KILLED 137 /* test_wait's code for a process ended by test_kill */
 #define PRODUCERS 3
 #define PER_PRODUCER 200000
 #define KILLS 200 /* kills that strike a running process */
@@ -41,6 +42,20 @@ struct msg {
   uint32_t producer, seq, check;
 };
 
+/* The test process, whose pid a helper gets as an argument: the helper
+ * stops when it is gone (a pid and its start time name one process). */
+static uint64_t parent_pid, parent_start;
+
+static void parent_init(const char *pid) {
+  parent_pid = strtoull(pid, NULL, 10);
+  ASSERT_OK(ferry_os_proc_start(parent_pid, &parent_start));
+}
+
+static int parent_alive(void) {
+  uint64_t start;
+  return ferry_os_proc_start(parent_pid, &start) == 0 && start == parent_start;
+}
+
 static struct ledger *ledger_open(const char *name, ferry_segment **seg,
                                   int create) {
   ASSERT_OK(ferry_segment_open(seg, name,
@@ -49,16 +64,16 @@ static struct ledger *ledger_open(const char *name, ferry_segment **seg,
   return (struct ledger *)ferry_segment_data(*seg);
 }
 
-/* argv: channel, ledger, producer id. Sends its sequence numbers in order,
- * recording before each send that it is in flight, and after it what the
+/* argv: channel, ledger, parent pid, producer id. Sends its sequence numbers in
+ * order, recording before each send that it is in flight, and after it what the
  * library said. A restarted producer skips a sequence left in flight. */
 static int role_producer(int argc, char **argv) {
   ferry_channel *tx;
   ferry_segment *ls;
   struct ledger *L;
-  uint32_t p = (uint32_t)atoi(argv[2]);
-  pid_t parent = getppid();
+  uint32_t p = (uint32_t)atoi(argv[3]);
   (void)argc;
+  parent_init(argv[2]);
   L = ledger_open(argv[1], &ls, 0);
   ASSERT_OK(ferry_channel_open(&tx, argv[0], 0, FERRY_SENDER, NULL));
   for (;;) {
@@ -68,7 +83,7 @@ static int role_producer(int argc, char **argv) {
     int rc;
     if (seq >= PER_PRODUCER || atomic_load(&L->stop))
       break;
-    if ((seq & 4095) == 0 && getppid() != parent)
+    if ((seq & 4095) == 0 && !parent_alive())
       return 3; /* the test is gone: do not linger */
     if (atomic_load(&L->state[p][seq]) != UNTOUCHED) {
       atomic_store(&L->next[p], seq + 1); /* killed around this one */
@@ -92,17 +107,17 @@ static int role_producer(int argc, char **argv) {
   return 0;
 }
 
-/* argv: channel, ledger. Receives one message at a time with peek/release,
- * counting each once (see the file comment). Exits when told to and the
- * channel is drained. */
+/* argv: channel, ledger, parent pid. Receives one message at a time with
+ * peek/release, counting each once (see the file comment). Exits when told to
+ * and the channel is drained. */
 static int role_consumer(int argc, char **argv) {
   ferry_channel *rx;
   ferry_segment *ls;
   struct ledger *L;
-  (void)argc;
-  L = ledger_open(argv[1], &ls, 0);
   int first = 1;
-  pid_t parent = getppid();
+  (void)argc;
+  parent_init(argv[2]);
+  L = ledger_open(argv[1], &ls, 0);
   ASSERT_OK(ferry_channel_open(&rx, argv[0], 0, FERRY_RECEIVER, NULL));
   for (;;) {
     ferry_msg msg;
@@ -111,7 +126,7 @@ static int role_consumer(int argc, char **argv) {
     if (n == FERRY_ETIMEDOUT) {
       if (atomic_load(&L->stop) == 2)
         break; /* producers are done and nothing came for 100 ms */
-      if (getppid() != parent)
+      if (!parent_alive())
         return 3; /* the test is gone: do not linger */
       continue;
     }
@@ -142,7 +157,7 @@ static void kill_helpers(void) {
   int i;
   for (i = 0; i <= PRODUCERS; i++)
     if (helpers[i] > 0)
-      kill((pid_t)helpers[i], SIGKILL);
+      test_kill(helpers[i]);
 }
 
 static uint64_t rng_state = 0x243f6a8885a308d3ull;
@@ -154,8 +169,8 @@ static uint64_t rng(void) {
 }
 
 static void test_chaos(void) {
-  char ch[64], ld[64], ids[PRODUCERS][8];
-  const char *args[4];
+  char ch[64], ld[64], me[24], ids[PRODUCERS][8];
+  const char *args[5];
   ferry_channel_opts o = FERRY_CHANNEL_OPTS_INIT;
   ferry_channel *keep;
   ferry_segment *ls;
@@ -171,36 +186,38 @@ static void test_chaos(void) {
   o.liveness_ns = 2000000;
   ASSERT_OK(ferry_channel_open(&keep, ch, FERRY_CREATE | FERRY_EXCL,
                                FERRY_OBSERVE, &o));
+  snprintf(me, sizeof me, "%ld", test_getpid());
   args[0] = ch;
   args[1] = ld;
-  args[3] = NULL;
+  args[2] = me;
+  args[4] = NULL;
   for (p = 0; p < PRODUCERS; p++) {
     snprintf(ids[p], sizeof ids[p], "%d", p);
-    args[2] = ids[p];
+    args[3] = ids[p];
     prod[p] = helpers[p] = test_spawn("producer", args);
   }
-  args[2] = NULL;
+  args[3] = NULL;
   cons = helpers[PRODUCERS] = test_spawn("consumer", args);
   atexit(kill_helpers);
 
   for (i = 0; kills < KILLS && i < MAX_ROUNDS; i++) {
     int victim = (int)(rng() % (PRODUCERS + 1));
-    struct timespec ts = {0, (long)(rng() % 3000000)}; /* up to 3 ms */
-    nanosleep(&ts, NULL); /* a random point to strike, not a sync */
+    /* a random point to strike (after 1 to 3 ms), not a sync */
+    test_sleep_ms(1 + (int64_t)(rng() % 3));
     if (victim == PRODUCERS) {
-      kill((pid_t)cons, SIGKILL);
-      ASSERT_EQ(test_wait(cons, test_timeout_ms(30000)), 128 + SIGKILL);
+      test_kill(cons);
+      ASSERT_EQ(test_wait(cons, test_timeout_ms(30000)), KILLED);
       cons = helpers[PRODUCERS] = test_spawn("consumer", args);
       kills++;
     } else {
       int code;
-      kill((pid_t)prod[victim], SIGKILL);
+      test_kill(prod[victim]);
       code = test_wait(prod[victim], test_timeout_ms(30000));
-      ASSERT_TRUE(code == 128 + SIGKILL || code == 0); /* 0: it had finished */
-      kills += code == 128 + SIGKILL;
-      args[2] = ids[victim];
+      ASSERT_TRUE(code == KILLED || code == 0); /* 0: it had finished */
+      kills += code == KILLED;
+      args[3] = ids[victim];
       prod[victim] = helpers[victim] = test_spawn("producer", args);
-      args[2] = NULL;
+      args[3] = NULL;
     }
   }
   if (kills < KILLS)
@@ -239,10 +256,10 @@ static void test_chaos(void) {
          "by a kill "
          "(%ld of those delivered); %ld delivered, none twice\n",
          kills, i, sent, refused, inflight, delivered - sent, delivered);
-  ASSERT_OK(ferry_channel_close(keep));
-  ASSERT_OK(ferry_segment_close(ls));
   ASSERT_OK(ferry_segment_unlink(ch, 0));
   ASSERT_OK(ferry_segment_unlink(ld, 0));
+  ASSERT_OK(ferry_channel_close(keep));
+  ASSERT_OK(ferry_segment_close(ls));
 }
 
 int main(int argc, char **argv) {

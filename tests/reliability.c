@@ -2,18 +2,22 @@
  * its receiver died (FERRY_EPEERDEAD) and a new receiver carries on without
  * losing a committed message; an MPSC sender killed between reserve and
  * commit does not stall the receiver (its claim is skipped and counted);
- * the CLI reports a dead receiver. Processes are killed with SIGKILL. */
+ * the CLI reports a dead receiver. Processes are killed with SIGKILL
+ * (TerminateProcess on Windows). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "test.h"
 
-#include <fcntl.h>
-#include <signal.h>
 #include <stdatomic.h>
-#include <unistd.h>
+#include <stddef.h>
+
+#include "../tools/ferry/proc.h"
+#include "channel.h"
+#include "os/os.h"
 
 #define SEC INT64_C(1000000000)
+#define KILLED 137 /* test_wait's code for a process ended by test_kill */
 
 /* A flag segment for "I am at the point where you may kill me". */
 struct flags {
@@ -29,23 +33,36 @@ static struct flags *flags_open(const char *name, ferry_segment **seg,
   return (struct flags *)ferry_segment_data(*seg);
 }
 
+/* 1 while process PID runs (an exited, unreaped one counts as gone). */
+static int alive(long pid) {
+  uint64_t start;
+  return ferry_os_proc_start((uint64_t)pid, &start) == 0;
+}
+
 /* Polls *WORD until it is at least WANT; fails the test after a deadline,
  * or at once if process PID has exited. */
 static void await(_Atomic uint32_t *word, uint32_t want, long pid) {
-  int64_t limit = test_timeout_ms(30000), waited = 0;
+  int64_t deadline = proc_now_ns() + test_timeout_ms(30000) * 1000000;
   while (atomic_load(word) < want) {
-    if (waited > limit)
+    if (proc_now_ns() > deadline)
       TEST_FAIL("timed out waiting for process %ld", pid);
-    if (pid > 0 && kill((pid_t)pid, 0) != 0)
+    if (pid > 0 && !alive(pid))
       TEST_FAIL("process %ld is gone", pid);
-    usleep(1000);
-    waited++;
+    test_sleep_ms(1);
   }
 }
 
 static void kill_and_reap(long pid) {
-  ASSERT_EQ(kill((pid_t)pid, SIGKILL), 0);
-  ASSERT_EQ(test_wait(pid, test_timeout_ms(30000)), 128 + SIGKILL);
+  test_kill(pid);
+  ASSERT_EQ(test_wait(pid, test_timeout_ms(30000)), KILLED);
+}
+
+/* Waits to be killed (giving up after a long while, so that a helper of a
+ * failed test does not linger for ever). */
+static void wait_for_death(void) {
+  int64_t deadline = proc_now_ns() + test_timeout_ms(600000) * 1000000;
+  while (proc_now_ns() < deadline)
+    test_sleep_ms(100);
 }
 
 /* ---- roles ---- */
@@ -68,8 +85,7 @@ static int role_receiver(int argc, char **argv) {
     ASSERT_UEQ(v, i);
   }
   atomic_store(&f->ready, 1);
-  for (;;)
-    pause(); /* killed here, without closing anything */
+  wait_for_death(); /* killed here, without closing anything */
   return 1;
 }
 
@@ -86,8 +102,7 @@ static int role_stuck_sender(int argc, char **argv) {
   ASSERT_OK(ferry_channel_reserve(tx, 100, &buf, 10 * SEC));
   memset(buf, 0xab, 50);
   atomic_store(&f->ready, 1);
-  for (;;)
-    pause(); /* killed here, between reserve and commit */
+  wait_for_death(); /* killed here, between reserve and commit */
   return 1;
 }
 
@@ -158,11 +173,11 @@ static void run_dead_receiver(unsigned kind) {
   }
   /* and the sender can go on */
   ASSERT_OK(ferry_channel_send(tx, &sent, sizeof sent, 30 * SEC));
+  ASSERT_OK(ferry_segment_unlink(ch, 0));
+  ASSERT_OK(ferry_segment_unlink(fl, 0));
   ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_channel_close(tx));
   ASSERT_OK(ferry_segment_close(fs));
-  ASSERT_OK(ferry_segment_unlink(ch, 0));
-  ASSERT_OK(ferry_segment_unlink(fl, 0));
 }
 
 static void test_dead_receiver_spsc(void) {
@@ -217,10 +232,10 @@ static void test_sender_killed_mid_message(void) {
   ASSERT_UEQ(info->abandoned, 1);
   ASSERT_UEQ(info->received, got);
   free(info);
-  ASSERT_OK(ferry_channel_close(rx));
-  ASSERT_OK(ferry_segment_close(fs));
   ASSERT_OK(ferry_segment_unlink(ch, 0));
   ASSERT_OK(ferry_segment_unlink(fl, 0));
+  ASSERT_OK(ferry_channel_close(rx));
+  ASSERT_OK(ferry_segment_close(fs));
 }
 
 /* A sender that is merely slow between reserve and commit is waited for,
@@ -249,63 +264,138 @@ static void test_slow_sender_not_skipped(void) {
   v = 0;
   ASSERT_OK(ferry_channel_recv(rx, &v, sizeof v, &len, SEC));
   ASSERT_UEQ(v, 42);
+  ASSERT_OK(ferry_segment_unlink(ch, 0));
   ASSERT_OK(ferry_channel_close(tx));
   ASSERT_OK(ferry_channel_close(rx));
-  ASSERT_OK(ferry_segment_unlink(ch, 0));
 }
 
-/* The CLI: `ferry send` blocked on a full channel whose `ferry recv` was
- * killed exits non-zero with one clear line, well before its timeout. */
+/* Reads file PATH into BUF (NUL-terminated, truncated to CAP bytes). */
+static void slurp(const char *path, char *buf, size_t cap) {
+  FILE *fp = fopen(path, "rb");
+  size_t n = 0;
+  if (fp) {
+    n = fread(buf, 1, cap - 1, fp);
+    fclose(fp);
+  }
+  buf[n] = '\0';
+}
+
+/* The CLI: `ferry send` blocked on a full channel whose receiver was killed
+ * exits non-zero with one clear line, well before its timeout. The test
+ * creates the channel and keeps it open (on Windows a channel lives only
+ * while a handle is open); the receiver is a helper that attaches and never
+ * reads. */
 static void test_cli_send_reports_dead_receiver(void) {
-  char ch[64], cmd[4096], out[4096], err[4096];
-  int rc;
+  char ch[64], fl[64], in[4096], out[4096], errf[4096], err[4096];
+  const char *args[8];
+  ferry_channel_opts o = FERRY_CHANNEL_OPTS_INIT;
+  ferry_channel *obs;
+  ferry_channel_info *info;
+  ferry_segment *fs;
+  struct flags *f;
+  struct ferry_chan_hdr *h;
+  FILE *fp;
+  int64_t deadline;
+  long rx, tx;
+  int rc, i;
   test_name(ch, sizeof ch, "cli-dead");
-  snprintf(cmd, sizeof cmd, "%s create %s --channel spsc --capacity 4K",
-           FERRY_CLI_PATH, ch);
-  ASSERT_EQ(
-      test_run(cmd, out, sizeof out, err, sizeof err, test_timeout_ms(30000)),
-      0);
-  /* recv runs with its output into a pipe nobody reads, so it stops
-   * reading; it is killed once send is blocked; send must then fail. */
-  snprintf(cmd, sizeof cmd,
-           "F='%s'; \"$F\" recv %s --timeout 60 | sleep 600 & p=$!; "
-           "until \"$F\" info --json %s | grep -q '\"role\":\"receiver\"'; "
-           "do sleep 0.01; done; "
-           "(head -c 50000000 /dev/zero | \"$F\" send %s --chunk 1000 "
-           "--timeout 60; echo \"send=$?\" >&2) & s=$!; "
-           "until \"$F\" info %s | grep -Eq '^used: *4096 '; "
-           "do sleep 0.01; done; "
-           "pkill -KILL -f \"^$F recv %s\"; wait $s; kill $p; true",
-           FERRY_CLI_PATH, ch, ch, ch, ch, ch);
-  rc = test_run(cmd, out, sizeof out, err, sizeof err, test_timeout_ms(120000));
-  ASSERT_EQ(rc, 0);
-  ASSERT_CONTAINS(err, "send=1");
+  test_name(fl, sizeof fl, "flags");
+  f = flags_open(fl, &fs, 1);
+  o.kind = FERRY_CHANNEL_SPSC;
+  o.capacity = 4096;
+  ASSERT_OK(ferry_channel_open(&obs, ch, FERRY_CREATE | FERRY_EXCL,
+                               FERRY_OBSERVE, &o));
+  h = (struct ferry_chan_hdr *)ferry_segment_data(ferry_channel_segment(obs));
+  info = (ferry_channel_info *)malloc(sizeof *info);
+  ASSERT_TRUE(info != NULL);
+  args[0] = ch;
+  args[1] = fl;
+  args[2] = "0"; /* receive nothing */
+  args[3] = NULL;
+  rx = test_spawn("receiver", args);
+  await(&f->ready, 1, rx);
+  /* 64 KiB of input: far more than the ring holds */
+  snprintf(in, sizeof in, "%s/zeros", test_tmpdir());
+  snprintf(out, sizeof out, "%s/send.out", test_tmpdir());
+  snprintf(errf, sizeof errf, "%s/send.err", test_tmpdir());
+  fp = fopen(in, "wb");
+  ASSERT_TRUE(fp != NULL);
+  for (i = 0; i < 64; i++) {
+    static const char zeros[1024];
+    ASSERT_EQ(fwrite(zeros, 1, sizeof zeros, fp), sizeof zeros);
+  }
+  ASSERT_EQ(fclose(fp), 0);
+  args[0] = FERRY_CLI_PATH;
+  args[1] = "send";
+  args[2] = ch;
+  args[3] = "--chunk";
+  args[4] = "1000";
+  args[5] = "--timeout";
+  args[6] = "60";
+  args[7] = NULL;
+  tx = proc_spawn(FERRY_CLI_PATH, args, in, out, errf);
+  ASSERT_GT(tx, 0);
+  /* Kill the receiver once send is blocked: the ring has no room for
+   * another 1000-byte message and the sender sleeps. */
+  deadline = proc_now_ns() + test_timeout_ms(30000) * 1000000;
+  for (;;) {
+    ASSERT_OK(ferry_channel_get_info(obs, info, sizeof *info));
+    if (info->used + 1008 > info->capacity && /* 1008: the 1000-byte record */
+        atomic_load(&h->tx.sleepers) >= 1)
+      break;
+    if (proc_now_ns() > deadline || !alive(tx)) {
+      slurp(errf, err, sizeof err);
+      TEST_FAIL("ferry send did not block on the full channel (used %llu); "
+                "its stderr: %s",
+                (unsigned long long)info->used, err);
+    }
+    test_sleep_ms(1);
+  }
+  kill_and_reap(rx);
+  rc = proc_wait(tx, test_timeout_ms(60000));
+  if (rc < 0) {
+    proc_kill(tx);
+    TEST_FAIL("ferry send did not end after its receiver died");
+  }
+  slurp(errf, err, sizeof err);
+  ASSERT_EQ(rc, 1);
   ASSERT_CONTAINS(err, "FERRY_EPEERDEAD");
-  snprintf(cmd, sizeof cmd, "%s rm %s", FERRY_CLI_PATH, ch);
-  ASSERT_EQ(
-      test_run(cmd, out, sizeof out, err, sizeof err, test_timeout_ms(30000)),
-      0);
+  /* `ferry rm` removes it (on Windows: finds it, as the observer holds it) */
+  args[0] = FERRY_CLI_PATH;
+  args[1] = "rm";
+  args[2] = ch;
+  args[3] = NULL;
+  ASSERT_EQ(test_exec(FERRY_CLI_PATH, args, NULL, NULL, 0, err, sizeof err,
+                      test_timeout_ms(30000)),
+            0);
+  remove(in);
+  remove(out);
+  remove(errf);
+  free(info);
+  ASSERT_OK(ferry_segment_unlink(fl, 0));
+  ASSERT_OK(ferry_channel_close(obs));
+  ASSERT_OK(ferry_segment_close(fs));
 }
 
-/* Writes V at byte OFF of segment NAME's object in /dev/shm. */
-static void poke_u64(const char *name, off_t off, uint64_t v) {
-  char path[128];
-  int fd;
-  snprintf(path, sizeof path, "/dev/shm/ferry.%s", name);
-  fd = open(path, O_RDWR);
-  ASSERT_TRUE(fd >= 0);
-  ASSERT_EQ(pwrite(fd, &v, sizeof v, off), (long long)sizeof v);
-  close(fd);
+/* Writes V at byte OFF of the channel header in SEG (a read-write mapping
+ * of the channel's segment: a hostile process's write). */
+static void poke_u64(ferry_segment *seg, size_t off, uint64_t v) {
+  memcpy((uint8_t *)ferry_segment_data(seg) + off, &v, sizeof v);
 }
 
 /* Hostile positions: a head or tail that is not record-aligned (found by
  * fuzz_ring: the receiver read a record header at it, past the ring's end)
  * is refused with FERRY_ECORRUPT, at open and while receiving. The channel
- * header sits at byte 4096 of the object; tail at +64, head at +128. */
+ * header starts the segment's data; tail at +64, head at +128. The raw
+ * segment handle also keeps the channel in existence between its users
+ * (Windows). */
 static void test_unaligned_positions_refused(void) {
+  const size_t tail = offsetof(struct ferry_chan_hdr, tail);
+  const size_t head = offsetof(struct ferry_chan_hdr, head);
   char ch[64];
   ferry_channel_opts o = FERRY_CHANNEL_OPTS_INIT;
   ferry_channel *tx, *rx;
+  ferry_segment *raw;
   uint64_t v = 7;
   size_t len;
   test_name(ch, sizeof ch, "unaligned");
@@ -313,21 +403,23 @@ static void test_unaligned_positions_refused(void) {
   o.max_peers = 2; /* the ring then ends where the mapping ends */
   ASSERT_OK(
       ferry_channel_open(&tx, ch, FERRY_CREATE | FERRY_EXCL, FERRY_SENDER, &o));
+  ASSERT_OK(ferry_segment_open(&raw, ch, 0, 0, NULL));
   ASSERT_OK(ferry_channel_close(tx));
-  poke_u64(ch, 4096 + 128, 4094); /* head */
-  poke_u64(ch, 4096 + 64, 4102);  /* tail */
+  poke_u64(raw, head, 4094);
+  poke_u64(raw, tail, 4102);
   ASSERT_ERR(ferry_channel_open(&rx, ch, 0, FERRY_RECEIVER, NULL),
              FERRY_ECORRUPT);
   ASSERT_ERR(ferry_channel_open(&tx, ch, 0, FERRY_SENDER, NULL),
              FERRY_ECORRUPT);
   /* aligned again, a receiver opens; then the tail goes bad under it */
-  poke_u64(ch, 4096 + 128, 4096);
-  poke_u64(ch, 4096 + 64, 4096);
+  poke_u64(raw, head, 4096);
+  poke_u64(raw, tail, 4096);
   ASSERT_OK(ferry_channel_open(&rx, ch, 0, FERRY_RECEIVER, NULL));
-  poke_u64(ch, 4096 + 64, 4100);
+  poke_u64(raw, tail, 4100);
   ASSERT_ERR(ferry_channel_recv(rx, &v, sizeof v, &len, 0), FERRY_ECORRUPT);
-  ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_segment_unlink(ch, 0));
+  ASSERT_OK(ferry_channel_close(rx));
+  ASSERT_OK(ferry_segment_close(raw));
 }
 
 int main(int argc, char **argv) {

@@ -13,7 +13,9 @@
  *                                 side spinning on it
  *              futex   rtt_block  one futex word, FUTEX_WAIT/FUTEX_WAKE, no
  *                                 spinning; a wake only when the peer
- *                                 sleeps (as in ferry)
+ *                                 sleeps (as in ferry). On Windows the row
+ *                                 is "semaphore": the same word, each side
+ *                                 sleeping on its own named semaphore
  *              memcpy  copy       64 B (libc memcpy, a length the compiler
  *                                 cannot see) and 3 MiB (prefaulted buffers,
  *                                 alternating destinations)
@@ -21,7 +23,8 @@
  *                          stream     64-byte messages one way: one write()
  *                                     and one read() of 64 B per message
  *   ferry      rtt_busy   send/recv with timeout 0, retried on EAGAIN
- *              rtt_block  spin_ns = -1: parks on the futex at once
+ *              rtt_block  spin_ns = -1: parks at once (futex; Windows:
+ *                         its wait point's named semaphore)
  *              stream     64 B send/recv; 3 MiB reserve + memcpy + commit,
  *                         received with peek, every byte read, release
  *              stream_zc  64 B send; peek up to 256, read them, release
@@ -46,9 +49,18 @@
  *   strace -f -c ./bench_ferry --quick --only ferry:stream
  *   perf stat -e 'syscalls:sys_enter_*' ./bench_ferry --quick --only ...
  *
- * Linux: futex, sched_setaffinity, pipes, Unix sockets, /dev/shm for the
- * signal-time clean-up. The helper inherits its pipe and socket ends (no
- * O_CLOEXEC) and gets their numbers as arguments.
+ * What differs between systems is in one section, "Platform seams":
+ * - Linux: futex, sched_setaffinity, SIGALRM, pipes, Unix sockets, /dev/shm
+ *   for the signal-time clean-up. The helper inherits its pipe and socket
+ *   ends (no O_CLOEXEC) and gets their numbers as arguments.
+ * - Windows: the kernel wake floor is what ferry's wait points are there, a
+ *   named semaphore per sleeper (the row is called "semaphore"); pinning
+ *   with SetThreadAffinityMask; a watchdog thread instead of SIGALRM (it
+ *   cancels a blocked pipe call with CancelSynchronousIo once nothing has
+ *   moved for TIMEOUT_S); anonymous pipes whose helper ends are inherited,
+ *   their handle numbers passed as arguments. The unix rows are n/a: Windows
+ *   has no socketpair(), and Wine has no AF_UNIX sockets at all. The share
+ *   of the CPUs other processes used is not measured.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -56,22 +68,32 @@
 #include "bench.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/futex.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef _WIN32
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+/* after windows.h */
+#include <tlhelp32.h>
+#else
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#endif
 
 #include "../tools/ferry/proc.h"
 #include "ferry.h"
@@ -99,8 +121,6 @@
 
 static volatile uint64_t g_sink;
 static volatile size_t g_msg_len = MSG; /* a length the compiler cannot see */
-static volatile sig_atomic_t g_ticks;   /* SIGALRMs: one a second */
-static sig_atomic_t g_progress;         /* g_ticks at the last progress */
 static char g_err[512];
 
 static int64_t now(void) { return proc_now_ns(); }
@@ -151,6 +171,409 @@ static int fail_ferry(const char *what, const char *name, int rc) {
               ferry_err_name(rc), m[0] ? ": " : "", m);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Platform seams: everything that differs between Linux and Windows      */
+/*                                                                        */
+/* - the kernel wake floor: sleep_on() and wake_up() on a 32-bit word in  */
+/*   shared memory (futex; a named semaphore per sleeper on Windows)      */
+/* - the watchdog that bounds blocking pipe and socket calls              */
+/* - byte streams (pipes, Unix sockets) and how the helper gets its ends  */
+/* - CPU pinning, the parent process, the machine's CPU time              */
+
+/* Who sleeps on a word (the Windows semaphores are per sleeper). */
+enum { WAKE_MAIN, WAKE_HELPER, WAKE_CMD, WAKE_COUNT };
+
+/* A byte stream's end: a file descriptor, or a HANDLE on Windows. */
+typedef intptr_t bstream;
+#define NO_STREAM ((bstream)-1)
+
+#ifdef _WIN32
+
+#define WAKE_FLOOR "semaphore"   /* the wake floor's row */
+#define UNIX_NA "n/a on Windows" /* why the unix rows are missing */
+#define UNIX_NA_NOTE                                                           \
+  "unix: n/a on Windows: no socketpair(), and Wine has no AF_UNIX sockets "    \
+  "at all.\n"
+
+static _Atomic int g_ticks;    /* the watchdog thread's: one a second */
+static _Atomic int g_progress; /* g_ticks at the last progress */
+
+static int stalled(void) { return g_ticks - g_progress > TIMEOUT_S; }
+
+/* The last Windows error, as text. */
+static const char *err_text(void) {
+  static char buf[64];
+  snprintf(buf, sizeof buf, "Windows error %lu", (unsigned long)GetLastError());
+  return buf;
+}
+
+/* Ferry's wait points on Windows are named semaphores, woken with one
+ * ReleaseSemaphore per sleeper; the floor is the same: a semaphore per
+ * side that sleeps, named after BASE. WAKE_CMD holds at most one unit (an
+ * event, in effect). Main creates them before it starts the helper, which
+ * opens them; they go with the last handle. */
+static HANDLE g_wake[WAKE_COUNT];
+
+static int wake_open(const char *base) {
+  static const char *const who[WAKE_COUNT] = {"main", "helper", "cmd"};
+  char name[128];
+  int i;
+  for (i = 0; i < WAKE_COUNT; i++) {
+    snprintf(name, sizeof name, "Local\\ferry-bench.%s.%s", base, who[i]);
+    g_wake[i] = CreateSemaphoreA(NULL, 0, i == WAKE_CMD ? 1 : 1024, name);
+    if (!g_wake[i])
+      return fail("CreateSemaphore %s: %s", name, err_text());
+  }
+  return 0;
+}
+
+static void wake_close(void) {
+  int i;
+  for (i = 0; i < WAKE_COUNT; i++)
+    if (g_wake[i])
+      CloseHandle(g_wake[i]);
+}
+
+/* Sleeps as WHO while W holds V, up to NS: 0 when woken, 1 on timeout, -1
+ * otherwise (W changed). A unit left by a wake that came after the sleeper
+ * had counted itself but before it slept makes the next sleep return at
+ * once; callers re-check W. */
+static int sleep_on(int who, _Atomic uint32_t *w, uint32_t v, int64_t ns) {
+  DWORD r;
+  if (atomic_load(w) != v)
+    return -1;
+  r = WaitForSingleObject(g_wake[who], (DWORD)((ns + 999999) / 1000000));
+  return r == WAIT_OBJECT_0 ? 0 : r == WAIT_TIMEOUT ? 1 : -1;
+}
+
+static void wake_up(int who, _Atomic uint32_t *w) {
+  (void)w;
+  ReleaseSemaphore(g_wake[who], 1, NULL); /* fails when WAKE_CMD is up */
+}
+
+/* Pipe calls block; a watchdog thread counts the seconds while armed and,
+ * once nothing has moved for TIMEOUT_S, cancels the blocked call every
+ * second (CancelSynchronousIo: the call fails with ERROR_OPERATION_ABORTED,
+ * and read_full / write_full give up). Unlike SIGALRM it interrupts nothing
+ * before that: a cancelled write may have written part of a message. Only
+ * armed around pipe tests. */
+static _Atomic int g_armed;
+static HANDLE g_io_thread; /* the thread whose calls are bounded */
+
+static DWORD WINAPI watchdog_thread(void *arg) {
+  (void)arg;
+  for (;;) {
+    Sleep(1000);
+    if (!g_armed)
+      continue;
+    g_ticks++;
+    if (stalled())
+      CancelSynchronousIo(g_io_thread);
+  }
+  return 0;
+}
+
+static void watchdog(int on) {
+  if (on && !g_io_thread) {
+    HANDLE t;
+    DuplicateHandle(GetCurrentProcess(), GetCurrentThread(),
+                    GetCurrentProcess(), &g_io_thread, 0, FALSE,
+                    DUPLICATE_SAME_ACCESS);
+    t = CreateThread(NULL, 0, watchdog_thread, NULL, 0, NULL);
+    if (t)
+      CloseHandle(t);
+  }
+  g_progress = g_ticks;
+  g_armed = on;
+}
+
+/* Nothing to install: the watchdog is a thread, and a write to a pipe
+ * without a reader fails with an error, no signal. */
+static void signals_init(void) {}
+
+static long bs_write(bstream s, const void *p, size_t len) {
+  DWORD n;
+  return WriteFile((HANDLE)s, p, (DWORD)len, &n, NULL) ? (long)n : -1;
+}
+
+static long bs_read(bstream s, void *p, size_t len) {
+  DWORD n;
+  if (ReadFile((HANDLE)s, p, (DWORD)len, &n, NULL))
+    return (long)n;
+  return GetLastError() == ERROR_BROKEN_PIPE ? 0 : -1; /* writer gone */
+}
+
+/* Did the watchdog interrupt the failed call? */
+static int bs_interrupted(void) {
+  return GetLastError() == ERROR_OPERATION_ABORTED;
+}
+
+static void bs_close(bstream s) {
+  if (s != NO_STREAM)
+    CloseHandle((HANDLE)s);
+}
+
+/* Two anonymous pipes (64 KiB, as on Linux), main -> helper and helper ->
+ * main: MINE gets main's write and read ends, HELPER the helper's read and
+ * write ends, inheritable (proc_spawn lets the helper inherit them); no
+ * socket (UNIX_NA). */
+static int make_fds(bstream mine[3], bstream helper[3]) {
+  HANDLE a[2], b[2]; /* read end, write end */
+  if (!CreatePipe(&a[0], &a[1], NULL, 65536))
+    return fail("CreatePipe: %s", err_text());
+  if (!CreatePipe(&b[0], &b[1], NULL, 65536)) {
+    fail("CreatePipe: %s", err_text());
+    CloseHandle(a[0]);
+    CloseHandle(a[1]);
+    return -1;
+  }
+  SetHandleInformation(a[0], HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT);
+  SetHandleInformation(b[1], HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT);
+  mine[0] = (bstream)a[1];
+  mine[1] = (bstream)b[0];
+  mine[2] = NO_STREAM;
+  helper[0] = (bstream)a[0];
+  helper[1] = (bstream)b[1];
+  helper[2] = NO_STREAM;
+  return 0;
+}
+
+/* CPU pinning: main on the first CPU it may use, the helper on the second.
+ * With CPU < 0: fills CPUS[2] with the first two CPUs this process may run
+ * on and returns 2, or fewer when there are fewer (then nothing is pinned).
+ * With CPU >= 0: pins the calling thread to it; 0 or -1. */
+static int pin(int cpu, int cpus[2]) {
+  DWORD_PTR mask, sys;
+  int i, n = 0;
+  if (cpu >= 0)
+    return cpu < (int)(8 * sizeof mask) &&
+                   SetThreadAffinityMask(GetCurrentThread(),
+                                         (DWORD_PTR)1 << cpu)
+               ? 0
+               : -1;
+  if (!GetProcessAffinityMask(GetCurrentProcess(), &mask, &sys))
+    return 0;
+  for (i = 0; i < (int)(8 * sizeof mask) && n < 2; i++)
+    if (mask >> i & 1)
+      cpus[n++] = i;
+  return n;
+}
+
+/* The process that started this one (the helper's main), to notice when it
+ * is gone: from a process snapshot, then a handle to wait on. */
+static HANDLE g_parent;
+
+static void parent_init(void) {
+  DWORD me = GetCurrentProcessId(), ppid = 0;
+  PROCESSENTRY32 e;
+  HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+  BOOL more;
+  if (snap == INVALID_HANDLE_VALUE)
+    return;
+  e.dwSize = sizeof e;
+  for (more = Process32First(snap, &e); more; more = Process32Next(snap, &e))
+    if (e.th32ProcessID == me) {
+      ppid = e.th32ParentProcessID;
+      break;
+    }
+  CloseHandle(snap);
+  if (ppid)
+    g_parent = OpenProcess(SYNCHRONIZE, FALSE, ppid);
+}
+
+static int parent_gone(void) {
+  return g_parent && WaitForSingleObject(g_parent, 0) == WAIT_OBJECT_0;
+}
+
+static long self_pid(void) { return (long)GetCurrentProcessId(); }
+
+/* The machine's CPU time is not measured on Windows (the helper's cannot
+ * be told from the others' once it is reaped): unknown. */
+static void machine_cpu(double *busy, double *steal) { *busy = *steal = -1; }
+static double own_cpu(void) { return 0; }
+static double cpus_online(void) { return 0; }
+
+#else /* Linux */
+
+#define WAKE_FLOOR "futex"
+#define UNIX_NA ((const char *)0) /* the unix rows exist */
+#define UNIX_NA_NOTE ""
+
+static volatile sig_atomic_t g_ticks; /* SIGALRMs: one a second */
+static sig_atomic_t g_progress;       /* g_ticks at the last progress */
+
+static int stalled(void) { return g_ticks - g_progress > TIMEOUT_S; }
+
+static const char *err_text(void) { return strerror(errno); }
+
+/* The futex words need nothing set up. */
+static int wake_open(const char *base) {
+  (void)base;
+  return 0;
+}
+
+static void wake_close(void) {}
+
+/* Sleeps while W holds V, up to NS: 0 when woken, 1 on timeout, -1
+ * otherwise (W changed, a signal). */
+static int sleep_on(int who, _Atomic uint32_t *w, uint32_t v, int64_t ns) {
+  struct timespec ts;
+  (void)who;
+  ts.tv_sec = (time_t)(ns / 1000000000);
+  ts.tv_nsec = (long)(ns % 1000000000);
+  if (syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, v, &ts, NULL, 0) == 0)
+    return 0;
+  return errno == ETIMEDOUT ? 1 : -1;
+}
+
+static void wake_up(int who, _Atomic uint32_t *w) {
+  (void)who;
+  syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+static void on_alarm(int sig) {
+  (void)sig;
+  g_ticks++;
+}
+
+/* Pipe and socket calls block; a timer interrupts them once a second
+ * (SIGALRM is installed without SA_RESTART, so the call returns EINTR) and
+ * they give up after TIMEOUT_S seconds without progress. No extra system
+ * call per message, and a tick that lands between two calls is followed by
+ * another one. Only armed around pipe and socket tests. */
+static void watchdog(int on) {
+  struct itimerval it;
+  memset(&it, 0, sizeof it);
+  if (on) {
+    it.it_interval.tv_sec = 1;
+    it.it_value.tv_sec = 1;
+  }
+  g_progress = g_ticks;
+  setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void signals_init(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_alarm; /* no SA_RESTART: blocked calls return EINTR */
+  sigaction(SIGALRM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+static long bs_write(bstream s, const void *p, size_t len) {
+  return (long)write((int)s, p, len);
+}
+
+static long bs_read(bstream s, void *p, size_t len) {
+  return (long)read((int)s, p, len);
+}
+
+/* Did the watchdog interrupt the failed call? */
+static int bs_interrupted(void) { return errno == EINTR; }
+
+static void bs_close(bstream s) {
+  if (s >= 0)
+    close((int)s);
+}
+
+/* Two pipes, main -> helper and helper -> main, and a Unix socket pair:
+ * MINE gets main's pipe write end, pipe read end and socket, HELPER the
+ * helper's, without close-on-exec (the helper inherits them). */
+static int make_fds(bstream mine[3], bstream helper[3]) {
+  int a[2], b[2], s[2];
+  if (pipe2(a, O_CLOEXEC) != 0)
+    return fail("pipe: %s", strerror(errno));
+  if (pipe2(b, O_CLOEXEC) != 0) {
+    close(a[0]);
+    close(a[1]);
+    return fail("pipe: %s", strerror(errno));
+  }
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s) != 0) {
+    close(a[0]);
+    close(a[1]);
+    close(b[0]);
+    close(b[1]);
+    return fail("socketpair: %s", strerror(errno));
+  }
+  /* the helper's ends are inherited: no close-on-exec for them */
+  fcntl(a[0], F_SETFD, 0);
+  fcntl(b[1], F_SETFD, 0);
+  fcntl(s[1], F_SETFD, 0);
+  mine[0] = a[1];
+  mine[1] = b[0];
+  mine[2] = s[0];
+  helper[0] = a[0];
+  helper[1] = b[1];
+  helper[2] = s[1];
+  return 0;
+}
+
+/* CPU pinning: main on the first CPU it may use, the helper on the second.
+ * With CPU < 0: fills CPUS[2] with the first two CPUs this process may run
+ * on and returns 2, or fewer when there are fewer (then nothing is pinned).
+ * With CPU >= 0: pins the calling process to it; 0 or -1. */
+static int pin(int cpu, int cpus[2]) {
+  cpu_set_t set;
+  int i, n = 0;
+  if (cpu >= 0) {
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : -1;
+  }
+  if (sched_getaffinity(0, sizeof set, &set) != 0)
+    return 0;
+  for (i = 0; i < CPU_SETSIZE && n < 2; i++)
+    if (CPU_ISSET(i, &set))
+      cpus[n++] = i;
+  return n;
+}
+
+/* The process that started this one (the helper's main), to notice when it
+ * is gone: its parent changes. */
+static pid_t g_parent;
+
+static void parent_init(void) { g_parent = getppid(); }
+
+static int parent_gone(void) { return getppid() != g_parent; }
+
+static long self_pid(void) { return (long)getpid(); }
+
+/* CPU time of the whole machine so far, from /proc/stat: busy (user, nice,
+ * system, irq, softirq) and stolen, in seconds; -1 when unknown. */
+static void machine_cpu(double *busy, double *steal) {
+  unsigned long long v[8] = {0};
+  double hz = (double)sysconf(_SC_CLK_TCK);
+  FILE *f = fopen("/proc/stat", "r");
+  *busy = *steal = -1;
+  if (!f)
+    return;
+  if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+             &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8 &&
+      hz > 0) {
+    *busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / hz;
+    *steal = (double)v[7] / hz;
+  }
+  fclose(f);
+}
+
+/* CPU time of this process and its reaped children, seconds. */
+static double own_cpu(void) {
+  struct rusage a, b;
+  getrusage(RUSAGE_SELF, &a);
+  getrusage(RUSAGE_CHILDREN, &b);
+  return (double)(a.ru_utime.tv_sec + a.ru_stime.tv_sec + b.ru_utime.tv_sec +
+                  b.ru_stime.tv_sec) +
+         (double)(a.ru_utime.tv_usec + a.ru_stime.tv_usec + b.ru_utime.tv_usec +
+                  b.ru_stime.tv_usec) /
+             1e6;
+}
+
+static double cpus_online(void) {
+  return (double)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+#endif
+
 /* A spin loop's bound: the clock is read only every 4096 rounds, and the
  * first read starts the TIMEOUT_NS count, so the fast path has no clock. */
 struct spinner {
@@ -186,86 +609,52 @@ static int spin_until32(_Atomic uint32_t *w, uint32_t v, const char *what) {
   return 0;
 }
 
-static long futex_wait(_Atomic uint32_t *w, uint32_t v, int64_t ns) {
-  struct timespec ts;
-  ts.tv_sec = (time_t)(ns / 1000000000);
-  ts.tv_nsec = (long)(ns % 1000000000);
-  return syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, v, &ts, NULL, 0);
-}
-
-static void futex_wake(_Atomic uint32_t *w) {
-  syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, 1, NULL, NULL, 0);
-}
-
-/* The futex ping-pong: publish V in W and wake the peer only if it sleeps.
- * SLEEPERS counts the sleepers; every access is sequentially consistent, so
- * either the waker sees the sleeper or the sleeper sees V. Ferry's wait
- * queues work the same way, so both make the same system calls: one
- * FUTEX_WAIT and one FUTEX_WAKE per hand-over when the receiver sleeps. */
-static void futex_post(_Atomic uint32_t *w, _Atomic uint32_t *sleepers,
-                       uint32_t v) {
+/* The kernel wake floor's ping-pong: publish V in W and wake the peer only
+ * if it sleeps. SLEEPERS counts the sleepers; every access is sequentially
+ * consistent, so either the waker sees the sleeper or the sleeper sees V.
+ * Ferry's wait queues work the same way, so both make the same system
+ * calls: one wait and one wake (FUTEX_WAIT and FUTEX_WAKE; on Windows
+ * WaitForSingleObject and ReleaseSemaphore) per hand-over when the receiver
+ * sleeps. PEER is the side that sleeps on W (WAKE_MAIN or WAKE_HELPER). */
+static void futex_post(int peer, _Atomic uint32_t *w,
+                       _Atomic uint32_t *sleepers, uint32_t v) {
   atomic_store(w, v);
   if (atomic_load(sleepers) != 0)
-    futex_wake(w);
+    wake_up(peer, w);
 }
 
-static uint64_t g_futex_sleeps; /* FUTEX_WAITs that slept until woken */
+static uint64_t g_futex_sleeps; /* waits that slept until woken */
 
-/* Sleeps until W holds V; no spinning. */
-static int futex_until(_Atomic uint32_t *w, _Atomic uint32_t *sleepers,
+/* Sleeps until W holds V; no spinning. ME is the calling side. */
+static int futex_until(int me, _Atomic uint32_t *w, _Atomic uint32_t *sleepers,
                        uint32_t v, const char *what) {
   uint32_t cur;
   int slices = 0;
   while ((cur = atomic_load(w)) != v) {
-    long r;
-    int e;
+    int r;
     atomic_fetch_add(sleepers, 1);
     if (atomic_load(w) != cur) {
       atomic_fetch_sub(sleepers, 1);
       continue;
     }
-    r = futex_wait(w, cur, 100000000);
-    e = errno;
+    r = sleep_on(me, w, cur, 100000000);
     atomic_fetch_sub(sleepers, 1);
     g_futex_sleeps += r == 0;
-    if (r != 0 && e == ETIMEDOUT && ++slices > TIMEOUT_S * 10)
+    if (r == 1 && ++slices > TIMEOUT_S * 10)
       return fail("%s: no answer within %d s", what, TIMEOUT_S);
   }
   return 0;
 }
 
-static void on_alarm(int sig) {
-  (void)sig;
-  g_ticks++;
-}
-
-/* Pipe and socket calls block; a timer interrupts them once a second
- * (SIGALRM is installed without SA_RESTART, so the call returns EINTR) and
- * they give up after TIMEOUT_S seconds without progress. No extra system
- * call per message, and a tick that lands between two calls is followed by
- * another one. Only armed around pipe and socket tests. */
-static void watchdog(int on) {
-  struct itimerval it;
-  memset(&it, 0, sizeof it);
-  if (on) {
-    it.it_interval.tv_sec = 1;
-    it.it_value.tv_sec = 1;
-  }
-  g_progress = g_ticks;
-  setitimer(ITIMER_REAL, &it, NULL);
-}
-
-static int stalled(void) { return g_ticks - g_progress > TIMEOUT_S; }
-
-static int write_full(int fd, const void *buf, size_t len) {
+static int write_full(bstream s, const void *buf, size_t len) {
   const unsigned char *p = (const unsigned char *)buf;
   while (len > 0) {
-    ssize_t n = write(fd, p, len);
+    long n = bs_write(s, p, len);
     if (n < 0) {
-      if (errno == EINTR && !stalled())
+      int intr = bs_interrupted();
+      if (intr && !stalled())
         continue;
-      return fail("write: %s",
-                  errno == EINTR ? "no progress" : strerror(errno));
+      return fail("write: %s", intr ? "no progress" : err_text());
     }
     g_progress = g_ticks;
     p += n;
@@ -274,16 +663,17 @@ static int write_full(int fd, const void *buf, size_t len) {
   return 0;
 }
 
-static int read_full(int fd, void *buf, size_t len) {
+static int read_full(bstream s, void *buf, size_t len) {
   unsigned char *p = (unsigned char *)buf;
   while (len > 0) {
-    ssize_t n = read(fd, p, len);
+    long n = bs_read(s, p, len);
     if (n <= 0) {
-      if (n < 0 && errno == EINTR && !stalled())
+      int intr = n < 0 && bs_interrupted();
+      if (intr && !stalled())
         continue;
-      return fail("read: %s", n == 0           ? "end of file (peer gone)"
-                              : errno == EINTR ? "no progress"
-                                               : strerror(errno));
+      return fail("read: %s", n == 0 ? "end of file (peer gone)"
+                              : intr ? "no progress"
+                                     : err_text());
     }
     g_progress = g_ticks;
     p += n;
@@ -331,28 +721,6 @@ static double pct(const double *s, size_t n, double p) {
 static double median(double *v, int n) {
   qsort(v, (size_t)n, sizeof *v, cmp_dbl);
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* ---------------------------------------------------------------------- */
-/* CPU pinning: main on the first CPU it may use, the helper on the second */
-
-/* With CPU < 0: fills CPUS[2] with the first two CPUs this process may run
- * on and returns 2, or fewer when there are fewer (then nothing is pinned).
- * With CPU >= 0: pins the calling process to it; 0 or -1. */
-static int pin(int cpu, int cpus[2]) {
-  cpu_set_t set;
-  int i, n = 0;
-  if (cpu >= 0) {
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : -1;
-  }
-  if (sched_getaffinity(0, sizeof set, &set) != 0)
-    return 0;
-  for (i = 0; i < CPU_SETSIZE && n < 2; i++)
-    if (CPU_ISSET(i, &set))
-      cpus[n++] = i;
-  return n;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -587,8 +955,7 @@ static int chan_open(ferry_channel **ch, uint32_t k, unsigned role, int create,
 struct helper {
   struct ctl *ctl;
   void *ring_base;
-  int fd_pipe_r, fd_pipe_w, fd_sock;
-  pid_t parent;
+  bstream fd_pipe_r, fd_pipe_w, fd_sock;
 };
 
 /* Tells main that the helper's side of the current command is set up. */
@@ -612,15 +979,16 @@ static int h_spin(struct helper *h, uint64_t n) {
 static int h_futex(struct helper *h, uint64_t n) {
   uint64_t i;
   for (i = 0; i < n; i++) {
-    if (futex_until(&h->ctl->futex, &h->ctl->futex_sleepers,
-                    (uint32_t)(2 * i + 1), "futex ping"))
+    if (futex_until(WAKE_HELPER, &h->ctl->futex, &h->ctl->futex_sleepers,
+                    (uint32_t)(2 * i + 1), WAKE_FLOOR " ping"))
       return -1;
-    futex_post(&h->ctl->futex, &h->ctl->futex_sleepers, (uint32_t)(2 * i + 2));
+    futex_post(WAKE_MAIN, &h->ctl->futex, &h->ctl->futex_sleepers,
+               (uint32_t)(2 * i + 2));
   }
   return 0;
 }
 
-static int h_fd_rtt(int rfd, int wfd, uint64_t n) {
+static int h_fd_rtt(bstream rfd, bstream wfd, uint64_t n) {
   unsigned char buf[MSG];
   uint64_t i;
   for (i = 0; i < n; i++)
@@ -638,7 +1006,7 @@ static int check_seq(const void *p, uint64_t i) {
   return 0;
 }
 
-static int h_fd_stream(int rfd, uint64_t n) {
+static int h_fd_stream(bstream rfd, uint64_t n) {
   _Alignas(64) unsigned char buf[MSG];
   uint64_t i;
   for (i = 0; i < n; i++)
@@ -852,7 +1220,7 @@ out:
   return rc;
 }
 
-/* Waits for the next command: spins a little, then sleeps on the futex.
+/* Waits for the next command: spins a little, then sleeps (WAKE_CMD).
  * Gives up when the parent is gone or nothing comes for HELPER_IDLE_S. */
 static int h_next(struct helper *h, uint32_t last) {
   int64_t start = now();
@@ -863,8 +1231,8 @@ static int h_next(struct helper *h, uint32_t last) {
     relax();
   }
   while (atomic_load_explicit(&h->ctl->cmd_seq, memory_order_acquire) == last) {
-    futex_wait(&h->ctl->cmd_seq, last, 100000000);
-    if (getppid() != h->parent)
+    sleep_on(WAKE_CMD, &h->ctl->cmd_seq, last, 100000000);
+    if (parent_gone())
       return fail("the main process is gone");
     if (now() - start > INT64_C(1000000000) * HELPER_IDLE_S)
       return fail("no command for %d s", HELPER_IDLE_S);
@@ -872,32 +1240,34 @@ static int h_next(struct helper *h, uint32_t last) {
   return 0;
 }
 
-static int helper_main(const char *base, int cpu, int fds[3]) {
+static int helper_main(const char *base, int cpu, const bstream fds[3]) {
   struct helper h;
   ferry_segment *ctl_seg = NULL, *ring_seg = NULL;
   char name[64];
   uint32_t seq = 0;
   int rc;
-  struct sigaction sa;
 
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_alarm; /* no SA_RESTART: blocked calls return EINTR */
-  sigaction(SIGALRM, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  signals_init();
   memset(&h, 0, sizeof h);
-  h.parent = getppid();
+  parent_init();
   h.fd_pipe_r = fds[0];
   h.fd_pipe_w = fds[1];
   h.fd_sock = fds[2];
   snprintf(g_base, sizeof g_base, "%s", base);
   if (cpu >= 0 && pin(cpu, NULL) != 0)
     fprintf(stderr, "ferry bench: helper: cannot pin to CPU %d: %s\n", cpu,
-            strerror(errno));
+            err_text());
+  if (wake_open(base)) {
+    fprintf(stderr, "ferry bench: helper: %s\n", g_err);
+    wake_close();
+    return 1;
+  }
   seg_name(name, sizeof name, "ctl");
   rc = ferry_segment_open(&ctl_seg, name, 0, 0, NULL);
   if (rc != 0) {
     fail_ferry("open", name, rc);
     fprintf(stderr, "ferry bench: helper: %s\n", g_err);
+    wake_close();
     return 1;
   }
   h.ctl = (struct ctl *)ferry_segment_data(ctl_seg);
@@ -982,6 +1352,7 @@ report:
   }
   ferry_segment_close(ring_seg);
   ferry_segment_close(ctl_seg);
+  wake_close();
   return rc != 0;
 }
 
@@ -1012,7 +1383,7 @@ static const struct {
   const char *transport, *test;
   uint64_t size;
 } g_rows[R_COUNT] = {
-    {"spin", "rtt_busy", 8},    {"futex", "rtt_block", 4},
+    {"spin", "rtt_busy", 8},    {WAKE_FLOOR, "rtt_block", 4},
     {"memcpy", "copy", MSG},    {"memcpy", "copy", BIG},
     {"pipe", "rtt_block", MSG}, {"unix", "rtt_block", MSG},
     {"pipe", "stream", MSG},    {"unix", "stream", MSG},
@@ -1058,10 +1429,10 @@ static struct {
   long helper;
   uint32_t seq;
   uint32_t next_chan;
-  int fd_pipe_w, fd_pipe_r, fd_sock; /* main's ends */
+  bstream fd_pipe_w, fd_pipe_r, fd_sock; /* main's ends */
   unsigned char *big_src;
   int json, quick;
-  uint64_t futex_iters; /* futex round trips, warm-ups included */
+  uint64_t futex_iters; /* wake floor round trips, warm-ups included */
   double others, steal; /* shares of the CPUs' time during the run */
 } g;
 
@@ -1096,8 +1467,26 @@ static int wanted3(const char *transport, const char *test, uint64_t size) {
   return 0;
 }
 
+/* Why row R cannot be measured on this system, or NULL. */
+static const char *row_na(int r) {
+  return r == R_UNIX_RTT || r == R_UNIX_STREAM ? UNIX_NA : NULL;
+}
+
+/* The same as text: "n/a" at least. */
+static const char *row_na_text(int r) {
+  const char *why = row_na(r);
+  return why ? why : "n/a";
+}
+
 static int wanted(int r) {
-  return wanted3(g_rows[r].transport, g_rows[r].test, g_rows[r].size);
+  return !row_na(r) &&
+         wanted3(g_rows[r].transport, g_rows[r].test, g_rows[r].size);
+}
+
+/* Was row R asked for but cannot be measured here? */
+static int wanted_na(int r) {
+  return row_na(r) &&
+         wanted3(g_rows[r].transport, g_rows[r].test, g_rows[r].size);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1144,7 +1533,7 @@ static int cmd(uint32_t op, uint64_t n, uint64_t size, uint32_t chan,
   g.ctl->spin_ns = spin_ns;
   g.ctl->busy = (uint32_t)busy;
   atomic_store_explicit(&g.ctl->cmd_seq, ++g.seq, memory_order_release);
-  futex_wake(&g.ctl->cmd_seq);
+  wake_up(WAKE_CMD, &g.ctl->cmd_seq);
   return op == OP_EXIT ? 0 : wait_helper(&g.ctl->ready_seq);
 }
 
@@ -1161,7 +1550,7 @@ static void chan_unlink(uint32_t k) {
 /* The main process: round trips                                          */
 
 struct rtt {
-  int wfd, rfd;
+  bstream wfd, rfd;
   ferry_channel *tx, *rx;
   struct ring ping, pong;
   int busy;
@@ -1178,9 +1567,10 @@ static int rtt_spin(struct rtt *c, uint64_t i) {
 
 static int rtt_futex(struct rtt *c, uint64_t i) {
   (void)c;
-  futex_post(&g.ctl->futex, &g.ctl->futex_sleepers, (uint32_t)(2 * i + 1));
-  return futex_until(&g.ctl->futex, &g.ctl->futex_sleepers,
-                     (uint32_t)(2 * i + 2), "futex pong");
+  futex_post(WAKE_HELPER, &g.ctl->futex, &g.ctl->futex_sleepers,
+             (uint32_t)(2 * i + 1));
+  return futex_until(WAKE_MAIN, &g.ctl->futex, &g.ctl->futex_sleepers,
+                     (uint32_t)(2 * i + 2), WAKE_FLOOR " pong");
 }
 
 static int rtt_fd(struct rtt *c, uint64_t i) {
@@ -1370,7 +1760,8 @@ static int stream_round(int row, uint64_t n, double *rate) {
   struct ring rg;
   uint32_t op, k = 0;
   int64_t t0 = 0, t1;
-  int rc = 0, fd = -1;
+  bstream fd = NO_STREAM;
+  int rc = 0;
   memset(msg, 0xa5, sizeof msg);
   switch (row) {
   case R_PIPE_STREAM:
@@ -1696,8 +2087,8 @@ static void ratio_text(int r, char *b, size_t cap) {
   case R_UNIX_RTT:
   case R_FERRY_BLOCK:
     if (ok(R_FUTEX))
-      snprintf(b, cap, "p50 %.2fx, p99 %.2fx futex",
-               x->p50 / g.res[R_FUTEX].p50, x->p99 / g.res[R_FUTEX].p99);
+      snprintf(b, cap, "p50 %.2fx, p99 %.2fx %s", x->p50 / g.res[R_FUTEX].p50,
+               x->p99 / g.res[R_FUTEX].p99, g_rows[R_FUTEX].transport);
     break;
   case R_PIPE_STREAM:
   case R_UNIX_STREAM:
@@ -1732,8 +2123,8 @@ static const struct goal {
   int at_most; /* met when the ratio is <= goal (else >= goal) */
 } g_goals[] = {
     {"busy-poll RTT p50 <= 1.2x spin ping-pong", R_FERRY_BUSY, R_SPIN, 1.2, 1},
-    {"blocking RTT p50 <= 1.1x futex ping-pong", R_FERRY_BLOCK, R_FUTEX, 1.1,
-     1},
+    {"blocking RTT p50 <= 1.1x " WAKE_FLOOR " ping-pong", R_FERRY_BLOCK,
+     R_FUTEX, 1.1, 1},
     {"64 B stream >= 200x Unix socket stream", R_FERRY_STREAM, R_UNIX_STREAM,
      200, 0},
     {"64 B stream >= 0.7x hand-written ring", R_FERRY_STREAM, R_RING_STREAM,
@@ -1744,7 +2135,10 @@ static const struct goal {
 
 static void print_table(double secs, int cpus[2], int ncpu, int pinned,
                         double clock_ns) {
-  int r;
+  int r, na = 0, tw = 7; /* tw: "transp." or the longest transport */
+  for (r = 0; r < R_COUNT; r++)
+    if ((int)strlen(g_rows[r].transport) > tw)
+      tw = (int)strlen(g_rows[r].transport);
   printf("ferry bench%s: main on CPU %d, helper on CPU %d (%s); %d rounds "
          "per stream;\nclock resolution %.0f ns",
          g.quick ? " --quick" : "", ncpu >= 2 ? cpus[0] : -1,
@@ -1757,14 +2151,21 @@ static void print_table(double secs, int cpus[2], int ncpu, int pinned,
   printf("\n");
   if (g.others > 0.05 || g.steal > 0.05)
     printf("WARNING: the benchmark shared the CPUs; figures are unreliable\n");
-  printf("%-7s %-10s %6s %10s %10s %10s %11s %10s  %s\n", "transp.", "test",
+  printf("%-*s %-10s %6s %10s %10s %10s %11s %10s  %s\n", tw, "transp.", "test",
          "size", "rtt p50", "rtt p99", "time/msg", "msgs/s", "MB/s", "ratio");
   for (r = 0; r < R_COUNT; r++) {
     const struct result *x = &g.res[r];
     char sz[32], a[32], b[32], c[32], rate[32], mb[32], ratio[128];
-    if (!x->valid)
+    if (!x->valid && !wanted_na(r))
       continue;
     fmt_size(sz, sizeof sz, g_rows[r].size);
+    if (!x->valid) { /* asked for, but not on this system */
+      printf("%-*s %-10s %6s %10s %10s %10s %11s %10s  %s\n", tw,
+             g_rows[r].transport, g_rows[r].test, sz, "-", "-", "-", "-", "-",
+             row_na_text(r));
+      na = 1;
+      continue;
+    }
     fmt_ns(a, sizeof a, x->p50);
     fmt_ns(b, sizeof b, x->p99);
     fmt_ns(c, sizeof c, x->rate > 0 ? 1e9 / x->rate : 0);
@@ -1777,13 +2178,19 @@ static void print_table(double secs, int cpus[2], int ncpu, int pinned,
     else
       snprintf(mb, sizeof mb, "-");
     ratio_text(r, ratio, sizeof ratio);
-    printf("%-7s %-10s %6s %10s %10s %10s %11s %10s  %s\n", g_rows[r].transport,
-           g_rows[r].test, sz, a, b, c, rate, mb, ratio);
+    printf("%-*s %-10s %6s %10s %10s %10s %11s %10s  %s\n", tw,
+           g_rows[r].transport, g_rows[r].test, sz, a, b, c, rate, mb, ratio);
   }
   printf("\ngoals (information only, never a failure):\n");
   for (r = 0; r < (int)(sizeof g_goals / sizeof g_goals[0]); r++) {
     const struct goal *gl = &g_goals[r];
     double v;
+    if (row_na(gl->a) || row_na(gl->b)) {
+      int m = row_na(gl->a) ? gl->a : gl->b;
+      printf("  %-50s n/a (%s: %s)\n", gl->what, g_rows[m].transport,
+             row_na_text(m));
+      continue;
+    }
     if (!ok(gl->a) || !ok(gl->b)) {
       printf("  %-50s n/a (not measured)\n", gl->what);
       continue;
@@ -1801,6 +2208,8 @@ static void print_table(double secs, int cpus[2], int ncpu, int pinned,
     printf("  (zero-copy receive: %.3gx ring, %.0fx unix)\n",
            g.res[R_FERRY_ZC].rate / g.res[R_RING_STREAM].rate,
            g.res[R_FERRY_ZC].rate / g.res[R_UNIX_STREAM].rate);
+  if (na)
+    printf("\n%s", UNIX_NA_NOTE);
   for (r = 0; r < R_COUNT; r++)
     if ((r == R_FERRY_STREAM || r == R_FERRY_ZC || r == R_RING_STREAM) &&
         g.res[r].valid && g.res[r].hi > 1.5 * g.res[r].lo)
@@ -1862,40 +2271,22 @@ static void print_json(void) {
     printf("}");
     first = 0;
   }
-  printf("]}\n");
+  printf("]");
+  first = 1; /* rows asked for that this system cannot measure */
+  for (r = 0; r < R_COUNT; r++) {
+    if (!wanted_na(r))
+      continue;
+    printf("%s{\"transport\":\"%s\",\"test\":\"%s\",\"size\":%llu,"
+           "\"reason\":\"%s\"}",
+           first ? ",\"unavailable\":[" : ",", g_rows[r].transport,
+           g_rows[r].test, (unsigned long long)g_rows[r].size, row_na_text(r));
+    first = 0;
+  }
+  printf("%s}\n", first ? "" : "]");
 }
 
 /* ---------------------------------------------------------------------- */
 /* The main process                                                       */
-
-static int make_fds(int helper_fds[3]) {
-  int a[2], b[2], s[2];
-  if (pipe2(a, O_CLOEXEC) != 0)
-    return fail("pipe: %s", strerror(errno));
-  if (pipe2(b, O_CLOEXEC) != 0) {
-    close(a[0]);
-    close(a[1]);
-    return fail("pipe: %s", strerror(errno));
-  }
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s) != 0) {
-    close(a[0]);
-    close(a[1]);
-    close(b[0]);
-    close(b[1]);
-    return fail("socketpair: %s", strerror(errno));
-  }
-  /* the helper's ends are inherited: no close-on-exec for them */
-  fcntl(a[0], F_SETFD, 0);
-  fcntl(b[1], F_SETFD, 0);
-  fcntl(s[1], F_SETFD, 0);
-  g.fd_pipe_w = a[1];
-  g.fd_pipe_r = b[0];
-  g.fd_sock = s[0];
-  helper_fds[0] = a[0];
-  helper_fds[1] = b[1];
-  helper_fds[2] = s[1];
-  return 0;
-}
 
 /* The resolution of the round-trip clock in ns: the median gap between two
  * consecutive different readings (the read's own cost included). Samples
@@ -1916,36 +2307,6 @@ static double clock_step(void) {
   return (double)gap[500] * (double)(n1 - n0) / (double)(ticks() - k0);
 }
 
-/* CPU time of the whole machine so far, from /proc/stat: busy (user, nice,
- * system, irq, softirq) and stolen, in seconds; -1 when unknown. */
-static void machine_cpu(double *busy, double *steal) {
-  unsigned long long v[8] = {0};
-  double hz = (double)sysconf(_SC_CLK_TCK);
-  FILE *f = fopen("/proc/stat", "r");
-  *busy = *steal = -1;
-  if (!f)
-    return;
-  if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
-             &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8 &&
-      hz > 0) {
-    *busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / hz;
-    *steal = (double)v[7] / hz;
-  }
-  fclose(f);
-}
-
-/* CPU time of this process and its reaped children, seconds. */
-static double own_cpu(void) {
-  struct rusage a, b;
-  getrusage(RUSAGE_SELF, &a);
-  getrusage(RUSAGE_CHILDREN, &b);
-  return (double)(a.ru_utime.tv_sec + a.ru_stime.tv_sec + b.ru_utime.tv_sec +
-                  b.ru_stime.tv_sec) +
-         (double)(a.ru_utime.tv_usec + a.ru_stime.tv_usec + b.ru_utime.tv_usec +
-                  b.ru_stime.tv_usec) /
-             1e6;
-}
-
 static int bench_run(const char *const *self_prefix) {
   static const int small_rows[] = {R_RING_STREAM, R_FERRY_STREAM, R_FERRY_ZC};
   static const int big_rows[] = {R_RING_BIG, R_FERRY_BIG};
@@ -1956,7 +2317,9 @@ static int bench_run(const char *const *self_prefix) {
   ferry_segment_opts so = FERRY_SEGMENT_OPTS_INIT;
   char name[64], fdarg[64], cpuarg[16];
   const char *argv[64];
-  int hfds[3] = {-1, -1, -1}, cpus[2] = {-1, -1}, ncpu, pinned = 0, rc, i, na;
+  bstream mine[3] = {NO_STREAM, NO_STREAM, NO_STREAM};
+  bstream hfds[3] = {NO_STREAM, NO_STREAM, NO_STREAM};
+  int cpus[2] = {-1, -1}, ncpu, pinned = 0, rc, i, na;
   int64_t t_start = now();
   double busy0, steal0, own0 = own_cpu();
   double clock_ns;
@@ -1981,14 +2344,18 @@ static int bench_run(const char *const *self_prefix) {
     return fail("out of memory");
   for (i = 0; i < (int)BIG; i++)
     g.big_src[i] = (unsigned char)(i * 31 + 7);
-  if (make_fds(hfds))
+  if (wake_open(g_base) || make_fds(mine, hfds))
     return -1;
+  g.fd_pipe_w = mine[0];
+  g.fd_pipe_r = mine[1];
+  g.fd_sock = mine[2];
 
   /* start the helper: SELF PREFIX... --role helper --base B --fds ... */
   na = 0;
   for (i = 0; self_prefix && self_prefix[i] && na < 48; i++)
     argv[na++] = self_prefix[i];
-  snprintf(fdarg, sizeof fdarg, "%d,%d,%d", hfds[0], hfds[1], hfds[2]);
+  snprintf(fdarg, sizeof fdarg, "%lld,%lld,%lld", (long long)hfds[0],
+           (long long)hfds[1], (long long)hfds[2]);
   snprintf(cpuarg, sizeof cpuarg, "%d", ncpu >= 2 ? cpus[1] : -1);
   argv[na++] = "--role";
   argv[na++] = "helper";
@@ -2001,14 +2368,14 @@ static int bench_run(const char *const *self_prefix) {
   argv[na] = NULL;
   g.helper = proc_spawn_self(argv);
   for (i = 0; i < 3; i++)
-    close(hfds[i]);
+    bs_close(hfds[i]);
   if (g.helper < 0)
     return fail("cannot start the helper process");
   if (ncpu >= 2) {
     if (pin(cpus[0], NULL) == 0)
       pinned = 1;
     else
-      progress("cannot pin to CPU %d: %s", cpus[0], strerror(errno));
+      progress("cannot pin to CPU %d: %s", cpus[0], err_text());
   }
   clock_ns = clock_step();
 
@@ -2031,12 +2398,12 @@ static int bench_run(const char *const *self_prefix) {
   g.helper = -1;
   { /* what others used meanwhile: the machine's busy time minus ours */
     double busy1, steal1, wall = (double)(now() - t_start) / 1e9;
-    double cpus_online = (double)sysconf(_SC_NPROCESSORS_ONLN);
+    double online = cpus_online();
     machine_cpu(&busy1, &steal1);
     g.others = g.steal = -1;
-    if (busy0 >= 0 && busy1 >= 0 && wall > 0 && cpus_online > 0) {
-      g.others = (busy1 - busy0 - (own_cpu() - own0)) / (wall * cpus_online);
-      g.steal = (steal1 - steal0) / (wall * cpus_online);
+    if (busy0 >= 0 && busy1 >= 0 && wall > 0 && online > 0) {
+      g.others = (busy1 - busy0 - (own_cpu() - own0)) / (wall * online);
+      g.steal = (steal1 - steal0) / (wall * online);
       if (g.others < 0)
         g.others = 0;
     }
@@ -2062,18 +2429,28 @@ static void cleanup(void) {
   ferry_segment_unlink(name, 0);
   seg_name(name, sizeof name, "ctl");
   ferry_segment_unlink(name, 0);
-  if (g.fd_pipe_w >= 0)
-    close(g.fd_pipe_w);
-  if (g.fd_pipe_r >= 0)
-    close(g.fd_pipe_r);
-  if (g.fd_sock >= 0)
-    close(g.fd_sock);
+  bs_close(g.fd_pipe_w);
+  bs_close(g.fd_pipe_r);
+  bs_close(g.fd_sock);
+  wake_close();
   free(g.big_src);
 }
 
+#ifdef _WIN32
+/* Ctrl-C, Ctrl-Break, the console closing: kill the helper, then let the
+ * default handler end this process. There is nothing to unlink: sections
+ * and semaphores go with their last handle. */
+static BOOL WINAPI on_interrupt(DWORD event) {
+  (void)event;
+  if (g.helper > 0)
+    proc_kill_nowait(g.helper);
+  return FALSE;
+}
+
+static void catch_interrupts(void) { SetConsoleCtrlHandler(on_interrupt, 1); }
+#else
 /* Ctrl-C or kill: the same clean-up with async-signal-safe calls only,
- * then die of the signal. Segment files are found under /dev/shm (this
- * benchmark is Linux-only anyway). */
+ * then die of the signal. Segment files are found under /dev/shm. */
 static char g_shm_prefix[128]; /* "/dev/shm/ferry.bench-PID-" */
 
 static void unlink_suffix(const char *suffix, uint32_t k, int numbered) {
@@ -2117,6 +2494,7 @@ static void catch_interrupts(void) {
   signal(SIGTERM, on_interrupt);
   signal(SIGHUP, on_interrupt);
 }
+#endif
 
 static int usage(const char *cmdname) {
   fprintf(stderr,
@@ -2124,7 +2502,8 @@ static int usage(const char *cmdname) {
           "  --json   one JSON object on stdout, nothing else\n"
           "  --quick  fewer iterations (well under 30 s)\n"
           "  --only   a subset: comma-separated TRANSPORT, TRANSPORT:TEST or\n"
-          "           TRANSPORT:TEST:SIZE items (transports spin futex memcpy\n"
+          "           TRANSPORT:TEST:SIZE items (transports spin " WAKE_FLOOR
+          " memcpy\n"
           "           pipe unix ferry ring; e.g. ferry:stream:64,unix)\n",
           cmdname);
   return 2;
@@ -2133,7 +2512,6 @@ static int usage(const char *cmdname) {
 int ferry_bench_main(int argc, char **argv, const char *const *self_prefix) {
   const char *role = NULL, *base = NULL, *fds = NULL;
   int quick = 0, cpu = -1, i, rc;
-  struct sigaction sa;
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
     int has = i + 1 < argc;
@@ -2155,16 +2533,19 @@ int ferry_bench_main(int argc, char **argv, const char *const *self_prefix) {
       return usage(argv[0]);
   }
   if (role) {
-    int f[3];
+    long long f[3];
+    bstream ends[3];
     if (strcmp(role, "helper") != 0 || !base || !fds ||
-        sscanf(fds, "%d,%d,%d", &f[0], &f[1], &f[2]) != 3)
+        sscanf(fds, "%lld,%lld,%lld", &f[0], &f[1], &f[2]) != 3)
       return usage(argv[0]);
-    return helper_main(base, cpu, f);
+    for (i = 0; i < 3; i++)
+      ends[i] = (bstream)f[i];
+    return helper_main(base, cpu, ends);
   }
 
-  g.fd_pipe_w = g.fd_pipe_r = g.fd_sock = -1;
+  g.fd_pipe_w = g.fd_pipe_r = g.fd_sock = NO_STREAM;
   g.helper = -1;
-  snprintf(g_base, sizeof g_base, "bench-%ld", (long)getpid());
+  snprintf(g_base, sizeof g_base, "bench-%ld", self_pid());
   if (quick) { /* ~5 s on a 2-CPU virtual machine */
     g.p.spin_n = 200000;
     g.p.block_n = 10000;
@@ -2186,10 +2567,7 @@ int ferry_bench_main(int argc, char **argv, const char *const *self_prefix) {
     g.p.cost_batches = 200;
     g.p.rounds = 5;
   }
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_alarm; /* no SA_RESTART: blocked calls return EINTR */
-  sigaction(SIGALRM, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  signals_init();
   catch_interrupts();
 
   rc = bench_run(self_prefix);

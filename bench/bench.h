@@ -7,7 +7,12 @@
  * --json, --quick, --only LIST (a subset: TRANSPORT, TRANSPORT:TEST or
  * TRANSPORT:TEST:SIZE items), and the internal --role used for helper
  * processes). With --json, stdout holds exactly one JSON object; progress goes
- * to stderr. In "copy" rows msgs_per_s counts copies per second. SELF_PREFIX:
+ * to stderr. In "copy" rows msgs_per_s counts copies per second. Rows asked
+ * for that this system cannot measure (the unix rows on Windows) are listed
+ * in the table with their reason, and in the JSON object under
+ * "unavailable" (transport, test, size, reason), a key present only then.
+ * The kernel wake floor row is "futex" on Linux, "semaphore" on Windows
+ * (ferry's wait points there). SELF_PREFIX:
  * the arguments that make this program run the benchmark again (e.g. {"bench",
  * NULL} inside the ferry CLI, {NULL} standalone); helper processes are started
  * as SELF SELF_PREFIX... --role ROLE .... Returns the process exit code. */

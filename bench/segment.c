@@ -8,6 +8,9 @@
  * - open of an existing segment (header validation included).
  * Prints a table, or JSON with --json. Never fails on timing.
  * Usage: bench_segment [--json] [--quick]
+ *
+ * Linux and Windows; what differs is the private memory of the baseline
+ * (mmap / VirtualAlloc), the page size and the process id, below.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -16,17 +19,55 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <time.h>
-#include <unistd.h>
 
+#ifdef _WIN32
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+#else
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
+#include "../tools/ferry/proc.h"
 #include "ferry.h"
 
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+#ifdef _WIN32
+static uint64_t page_size(void) {
+  SYSTEM_INFO si;
+  GetSystemInfo(&si);
+  return si.dwPageSize;
 }
+
+/* Fresh private memory, committed but not touched; NULL on failure. */
+static void *private_alloc(uint64_t size) {
+  return VirtualAlloc(NULL, (SIZE_T)size, MEM_RESERVE | MEM_COMMIT,
+                      PAGE_READWRITE);
+}
+
+static void private_free(void *p, uint64_t size) {
+  (void)size;
+  VirtualFree(p, 0, MEM_RELEASE);
+}
+
+static long self_pid(void) { return (long)GetCurrentProcessId(); }
+#else
+static uint64_t page_size(void) { return (uint64_t)sysconf(_SC_PAGESIZE); }
+
+/* Fresh private anonymous memory, not touched; NULL on failure. */
+static void *private_alloc(uint64_t size) {
+  void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static void private_free(void *p, uint64_t size) { munmap(p, (size_t)size); }
+
+static long self_pid(void) { return (long)getpid(); }
+#endif
+
+static double now_ns(void) { return (double)proc_now_ns(); }
 
 static void die(const char *what, int rc) {
   fprintf(stderr, "bench_segment: %s: %s: %s\n", what, ferry_err_name(rc),
@@ -54,7 +95,7 @@ static void touch(uint8_t *p, uint64_t len, uint64_t page) {
 
 int main(int argc, char **argv) {
   int json = 0, quick = 0, i, reps, nrows = 0;
-  uint64_t size = 64ull << 20, page = (uint64_t)sysconf(_SC_PAGESIZE);
+  uint64_t size = 64ull << 20, page = page_size();
   char name[64];
   struct row rows[8];
   double t0, t_create = 0, t_create_pf = 0, t_open = 0, t_touch_shm = 0,
@@ -70,7 +111,7 @@ int main(int argc, char **argv) {
     }
   }
   reps = quick ? 3 : 10;
-  snprintf(name, sizeof name, "bench-seg-%ld", (long)getpid());
+  snprintf(name, sizeof name, "bench-seg-%ld", self_pid());
 
   for (i = 0; i < reps; i++) {
     ferry_segment *s, *o;
@@ -78,7 +119,7 @@ int main(int argc, char **argv) {
     uint8_t *priv;
     int rc;
 
-    /* create (reserves with fallocate) + map, then first touch */
+    /* create (reserves with fallocate on Linux) + map, then first touch */
     t0 = now_ns();
     rc = ferry_segment_open(&s, name, FERRY_CREATE | FERRY_EXCL, size, NULL);
     if (rc)
@@ -110,16 +151,16 @@ int main(int argc, char **argv) {
     ferry_segment_unlink(name, 0);
 
     /* baseline: fresh private anonymous memory */
-    priv = (uint8_t *)mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (priv == MAP_FAILED) {
-      perror("mmap");
+    priv = (uint8_t *)private_alloc(size);
+    if (!priv) {
+      fprintf(stderr, "bench_segment: cannot allocate %llu MiB\n",
+              (unsigned long long)(size >> 20));
       return 1;
     }
     t0 = now_ns();
     touch(priv, size, page);
     t_touch_priv += now_ns() - t0;
-    munmap(priv, (size_t)size);
+    private_free(priv, size);
   }
 
   {

@@ -553,12 +553,9 @@ typedef struct ferry_window ferry_window;
 
 /* Window options, in ferry_window_opts.flags. */
 enum ferry_window_flags {
-  /* Fault every page of a view in when it is mapped (MAP_POPULATE), rather
-   * than at first touch. Pays when most of each view is used. */
-  FERRY_WINDOW_POPULATE = 1u << 0,
-  /* Scattered access: the OS reads no more of the file than each touched
-   * page (no read-ahead). */
-  FERRY_WINDOW_RANDOM = 1u << 1
+  /* Scattered access: views are advised so that a fault reads no more of
+   * the file than the touched page (no read-ahead; madvise MADV_RANDOM). */
+  FERRY_WINDOW_RANDOM = 1u << 0
 };
 
 typedef struct ferry_window_opts {
@@ -624,8 +621,10 @@ FERRY_API int ferry_window_at(ferry_window *w, uint64_t offset, uint64_t len,
 /* Sequential access: sets *PTR and *LEN to the next piece of the window's
  * bytes, starting at offset 0 (or where ferry_window_seek() put it), and
  * returns 1; returns 0 with *LEN 0 at the end, or a negative error. Pieces
- * are contiguous, each the rest of a view (about opts.window bytes), and
- * the views are advised for sequential reading. Walk a whole object with
+ * are contiguous and at most ferry_window_max_len() bytes long: each is the
+ * rest of a view that starts at a multiple of that size in the file (or
+ * segment object), so the views of a walk never overlap, and they are
+ * advised for sequential reading. Walk a whole object with
  *   while ((rc = ferry_window_next(w, &p, &n)) > 0) use(p, n);
  * ferry_window_at() does not move this position. */
 FERRY_API int ferry_window_next(ferry_window *w, void **ptr, uint64_t *len);

@@ -49,17 +49,15 @@ static void view_drop(ferry_window *w) {
   w->view_len = 0;
 }
 
-/* Maps the view that starts at the granule holding object offset OBJ and
- * runs window + granularity bytes, or to the end of the window's data. It
- * then covers every request [OBJ, OBJ + len) with len <= w->window. */
-static int view_move(ferry_window *w, uint64_t obj, unsigned advice) {
-  uint64_t start = obj - obj % w->gran;
-  uint64_t end = w->base + w->size;
-  uint64_t len = end - start, now = 0;
+/* Maps LEN bytes of the object from START (a multiple of the granularity;
+ * LEN is cut at the end of the window's data) as the view, advised ADVICE. */
+static int view_map(ferry_window *w, uint64_t start, uint64_t len,
+                    unsigned advice) {
+  uint64_t end = w->base + w->size, now = 0;
   int removed = 0, rc;
   void *p;
-  if (len > w->window + w->gran)
-    len = w->window + w->gran;
+  if (len > end - start)
+    len = end - start;
   view_drop(w);
   /* A file that shrank under a mapping raises SIGBUS on access beyond its
    * new end. One fstat per remap catches what happened before this point;
@@ -92,7 +90,7 @@ static int view_move(ferry_window *w, uint64_t obj, unsigned advice) {
 /* Open and close                                                         */
 
 static int opts_load(const ferry_window_opts *in, ferry_window_opts *o) {
-  const uint32_t known = FERRY_WINDOW_POPULATE | FERRY_WINDOW_RANDOM;
+  const uint32_t known = FERRY_WINDOW_RANDOM;
   int rc = ferry__opts_copy(o, sizeof *o, in, "FERRY_WINDOW_OPTS_INIT");
   if (rc != 0)
     return rc;
@@ -130,9 +128,7 @@ static int win_alloc(ferry_window **out, const ferry_window_opts *o,
   w->gran = gran;
   w->window = win;
   w->flags = o->flags;
-  w->map_flags =
-      ((flags & FERRY_RDONLY) ? 0u : FERRY_OS_MAP_WRITE) |
-      ((o->flags & FERRY_WINDOW_POPULATE) ? FERRY_OS_MAP_POPULATE : 0u);
+  w->map_flags = (flags & FERRY_RDONLY) ? 0u : FERRY_OS_MAP_WRITE;
   *out = w;
   return 0;
 }
@@ -317,9 +313,11 @@ int ferry_window_at(ferry_window *w, uint64_t offset, uint64_t len,
     *ptr = &empty_byte;
     return 0;
   }
-  rc = view_move(w, obj,
-                 (w->flags & FERRY_WINDOW_RANDOM) ? FERRY_OS_ADVISE_RANDOM
-                                                  : FERRY_OS_ADVISE_NORMAL);
+  /* From the granule holding OBJ, one window and one granule long, so that
+   * any request of up to w->window bytes fits whatever its alignment. */
+  rc = view_map(w, obj - obj % w->gran, w->window + w->gran,
+                (w->flags & FERRY_WINDOW_RANDOM) ? FERRY_OS_ADVISE_RANDOM
+                                                 : FERRY_OS_ADVISE_NORMAL);
   if (rc != 0)
     return rc;
   *ptr = w->view + (size_t)(obj - w->view_off);
@@ -354,7 +352,11 @@ int ferry_window_next(ferry_window *w, void **ptr, uint64_t *len) {
   }
   obj = w->base + w->pos;
   if (!w->view || obj < w->view_off || obj >= w->view_off + w->view_len) {
-    rc = view_move(w, obj, FERRY_OS_ADVISE_SEQUENTIAL);
+    /* Views at multiples of the window size in the object: a walk from
+     * the start maps [0, W), [W, 2W), ..., each aligned as the OS likes
+     * best (2 MiB-aligned views map large page-cache folios with PMDs). */
+    rc = view_map(w, obj - obj % w->window, w->window,
+                  FERRY_OS_ADVISE_SEQUENTIAL);
     if (rc != 0)
       return rc;
   }

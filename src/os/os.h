@@ -179,8 +179,7 @@ int ferry_os_unmap(void *addr, uint64_t len);
 enum ferry_os_advice {
   FERRY_OS_ADVISE_NORMAL = 0,     /* no particular pattern (the default) */
   FERRY_OS_ADVISE_SEQUENTIAL = 1, /* read once, front to back */
-  FERRY_OS_ADVISE_RANDOM = 2,     /* scattered reads: no read-ahead */
-  FERRY_OS_ADVISE_WILLNEED = 3    /* start reading these pages in now */
+  FERRY_OS_ADVISE_RANDOM = 2      /* scattered reads: no read-ahead */
 };
 
 /* Tells the OS how the LEN bytes at ADDR, inside one mapping made by
@@ -188,9 +187,8 @@ enum ferry_os_advice {
  * it never changes what the memory holds, and an OS that cannot take it
  * ignores it. Returns 0 (even when the hint was not taken: failures are not
  * worth an error), or FERRY_EINVAL for an unknown ADVICE.
- * POSIX: madvise(MADV_NORMAL / _SEQUENTIAL / _RANDOM / _WILLNEED).
- * Windows: PrefetchVirtualMemory for WILLNEED (Windows 8+), nothing for the
- * others. */
+ * POSIX: madvise(MADV_NORMAL / MADV_SEQUENTIAL / MADV_RANDOM). Windows has
+ * no such hint for mapped views: nothing to do, return 0. */
 int ferry_os_advise(void *addr, uint64_t len, unsigned advice);
 
 /* Makes what was written to the file behind O durable on its storage: the

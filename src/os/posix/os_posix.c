@@ -626,9 +626,6 @@ int ferry_os_advise(void *addr, uint64_t len, unsigned advice) {
   case FERRY_OS_ADVISE_RANDOM:
     a = MADV_RANDOM;
     break;
-  case FERRY_OS_ADVISE_WILLNEED:
-    a = MADV_WILLNEED;
-    break;
   default:
     return ferry__err(FERRY_EINVAL, "unknown access hint %u", advice);
   }

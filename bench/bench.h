@@ -7,7 +7,8 @@
  * --json, --quick, --only LIST (a subset: TRANSPORT, TRANSPORT:TEST or
  * TRANSPORT:TEST:SIZE items), and the internal --role used for helper
  * processes). With --json, stdout holds exactly one JSON object; progress goes
- * to stderr. In "copy" rows msgs_per_s counts copies per second. SELF_PREFIX:
+ * to stderr. In "copy" rows msgs_per_s counts copies per second, in
+ * "scan" and "scan_4k" rows scans of the whole file per second. SELF_PREFIX:
  * the arguments that make this program run the benchmark again (e.g. {"bench",
  * NULL} inside the ferry CLI, {NULL} standalone); helper processes are started
  * as SELF SELF_PREFIX... --role ROLE .... Returns the process exit code. */

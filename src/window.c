@@ -18,18 +18,17 @@
 
 struct ferry_window {
   ferry_os_shm os;
-  uint64_t base;     /* object offset of the window's byte 0 (segments: the
-                        user data offset; files: 0) */
-  uint64_t size;     /* bytes the window covers, as at open */
-  uint64_t window;   /* the largest request at() serves */
-  uint64_t gran;     /* allocation granularity: view offsets are multiples */
-  uint8_t *view;     /* the current view, or NULL */
-  uint64_t view_off; /* object offset of the view (a multiple of gran) */
-  uint64_t view_len; /* bytes mapped at view */
-  uint64_t pos;      /* where ferry_window_next() continues (window offset) */
-  unsigned map_flags;
-  unsigned advice;              /* the access hint the current view was given */
-  uint32_t flags;               /* FERRY_WINDOW_* */
+  uint64_t base;      /* object offset of the window's byte 0 (segments: the
+                         user data offset; files: 0) */
+  uint64_t size;      /* bytes the window covers, as at open */
+  uint64_t window;    /* the largest request at() serves */
+  uint64_t gran;      /* allocation granularity: view offsets are multiples */
+  uint8_t *view;      /* the current view, or NULL */
+  uint64_t view_off;  /* object offset of the view (a multiple of gran) */
+  uint64_t view_len;  /* bytes mapped at view */
+  uint64_t pos;       /* where ferry_window_next() continues (window offset) */
+  unsigned map_flags; /* FERRY_OS_MAP_WRITE or 0 */
+  uint32_t flags;     /* FERRY_WINDOW_* */
   char os_name[FERRY_PATH_MAX]; /* path or OS name, for messages */
 };
 
@@ -80,7 +79,6 @@ static int view_map(ferry_window *w, uint64_t start, uint64_t len,
   w->view = (uint8_t *)p;
   w->view_off = start;
   w->view_len = len;
-  w->advice = advice;
   if (advice != FERRY_OS_ADVISE_NORMAL)
     ferry_os_advise(p, len, advice);
   return 0;
@@ -114,7 +112,7 @@ static int win_alloc(ferry_window **out, const ferry_window_opts *o,
   ferry_window *w;
   if (win == 0)
     win = DEFAULT_WINDOW;
-  if (win > (uint64_t)SIZE_MAX / 2 || win > UINT64_MAX / 2)
+  if (win > (uint64_t)SIZE_MAX / 2) /* a view is window + granule */
     return ferry__err(FERRY_ETOOBIG,
                       "a window of %llu bytes cannot be mapped in a %u-bit "
                       "process",
@@ -133,13 +131,13 @@ static int win_alloc(ferry_window **out, const ferry_window_opts *o,
   return 0;
 }
 
-static int check_common(ferry_window **w, const char *name) {
+static int check_common(ferry_window **w, const char *name, const char *what) {
   ferry__err_clear();
   if (!w)
     return ferry__err(FERRY_EINVAL, "w is NULL");
   *w = NULL;
   if (!name)
-    return ferry__err(FERRY_EINVAL, "name is NULL");
+    return ferry__err(FERRY_EINVAL, "%s is NULL", what);
   return 0;
 }
 
@@ -148,7 +146,7 @@ int ferry_window_open(ferry_window **out, const char *path, unsigned flags,
   ferry_window_opts o;
   ferry_window *w;
   int rc, removed;
-  rc = check_common(out, path);
+  rc = check_common(out, path, "path");
   if (rc != 0)
     return rc;
   if (flags & ~(unsigned)FERRY_RDONLY)
@@ -222,7 +220,7 @@ int ferry_window_open_segment(ferry_window **out, const char *name,
   ferry_window *w;
   uint64_t obj = 0;
   int rc, removed;
-  rc = check_common(out, name);
+  rc = check_common(out, name, "name");
   if (rc != 0)
     return rc;
   if (flags & ~known)
@@ -362,6 +360,8 @@ int ferry_window_next(ferry_window *w, void **ptr, uint64_t *len) {
   }
   *ptr = w->view + (size_t)(obj - w->view_off);
   *len = w->view_off + w->view_len - obj;
+  if (*len > w->window) /* a view that at() mapped is a granule longer */
+    *len = w->window;
   w->pos += *len;
   return 1;
 }

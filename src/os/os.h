@@ -200,7 +200,9 @@ int ferry_os_advise(void *addr, uint64_t len, unsigned advice);
  * POSIX: msync(MS_SYNC) of the range, then fsync(O->h) (a no-op on tmpfs).
  * Windows: FlushViewOfFile(ADDR, LEN) (writes the view's dirty pages), then
  * FlushFileBuffers(O->file) when there is a file (a pagefile-backed section
- * has no storage to flush). */
+ * has no storage to flush), which flushes the file's data section, pages
+ * dirtied through views unmapped earlier included (if a test shows it does
+ * not, ferry_os_unmap must FlushViewOfFile writable views first). */
 int ferry_os_sync(const ferry_os_shm *o, void *addr, uint64_t len);
 
 /* ---------------------------------------------------------------------- */

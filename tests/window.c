@@ -282,59 +282,70 @@ static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n) {
   return h;
 }
 
-static void test_sequential(void) {
-  const uint64_t size = 40 * MIB + 4097 + 123;
+#define FNV_START 0xcbf29ce484222325ull
+
+/* FNV-1a of what read() gives from FD's current position to its end. */
+static uint64_t read_hash(int fd) {
   static uint8_t buf[64 * 1024];
+  uint64_t h = FNV_START;
+  ssize_t r;
+  while ((r = read(fd, buf, sizeof buf)) > 0)
+    h = fnv(h, buf, (size_t)r);
+  ASSERT_EQ(r, 0);
+  return h;
+}
+
+/* Walks W with ferry_window_next() to its end: FNV-1a of the bytes; *TOTAL
+ * and *PIECES get the bytes and pieces seen. Every piece is 1 to
+ * ferry_window_max_len() bytes. */
+static uint64_t walk_hash(ferry_window *w, uint64_t *total, int *pieces) {
+  uint64_t h = FNV_START, len;
+  void *p;
+  int rc;
+  *total = 0;
+  *pieces = 0;
+  while ((rc = ferry_window_next(w, &p, &len)) > 0) {
+    ASSERT_TRUE(len > 0 && len <= ferry_window_max_len(w));
+    h = fnv(h, (const uint8_t *)p, (size_t)len);
+    *total += len;
+    ++*pieces;
+  }
+  ASSERT_EQ(rc, 0);
+  ASSERT_EQ(len, 0);
+  return h;
+}
+
+static void test_sequential(void) {
+  const uint64_t size = 40 * MIB + 4097 + 123, mid = 17 * MIB + 3;
   char path[4200];
   ferry_window *w = NULL;
   ferry_window_opts o = wopts(3 * MIB + 5, 0);
-  uint64_t want = 0xcbf29ce484222325ull, got = want, total = 0, len, mid;
-  uint64_t whole;
+  uint64_t whole, rest, total, len;
   void *p;
-  ssize_t r;
-  int fd, rc, pieces = 0;
+  int fd, pieces;
   need_space(2 * size);
   tmp_path(path, sizeof path, "seq.bin");
   make_pattern_file(path, size, 9);
   fd = open(path, O_RDONLY | O_CLOEXEC);
   ASSERT_TRUE(fd >= 0);
-  while ((r = read(fd, buf, sizeof buf)) > 0)
-    want = fnv(want, buf, (size_t)r);
-  ASSERT_EQ(r, 0);
+  whole = read_hash(fd);
+  ASSERT_EQ(lseek(fd, (off_t)mid, SEEK_SET), (off_t)mid);
+  rest = read_hash(fd);
 
   ASSERT_OK(ferry_window_open(&w, path, FERRY_RDONLY, &o));
-  while ((rc = ferry_window_next(w, &p, &len)) > 0) {
-    ASSERT_TRUE(len > 0 && len <= ferry_window_max_len(w));
-    got = fnv(got, (const uint8_t *)p, (size_t)len);
-    total += len;
-    pieces++;
-  }
-  ASSERT_EQ(rc, 0);
+  ASSERT_UEQ(walk_hash(w, &total, &pieces), whole);
   ASSERT_UEQ(total, size);
-  ASSERT_UEQ(got, want);
   ASSERT_TRUE(pieces >= 13);
-  whole = want;
   /* at the end it stays at the end */
   ASSERT_EQ(ferry_window_next(w, &p, &len), 0);
   ASSERT_EQ(len, 0);
 
   /* seek to an unaligned middle and walk the rest; at() in between does not
    * move the sequential position */
-  mid = 17 * MIB + 3;
   ASSERT_OK(ferry_window_seek(w, mid));
   ASSERT_OK(ferry_window_at(w, 1, 10, &p));
-  want = got = 0xcbf29ce484222325ull;
-  total = 0;
-  ASSERT_EQ(lseek(fd, (off_t)mid, SEEK_SET), (off_t)mid);
-  while ((r = read(fd, buf, sizeof buf)) > 0)
-    want = fnv(want, buf, (size_t)r);
-  while ((rc = ferry_window_next(w, &p, &len)) > 0) {
-    got = fnv(got, (const uint8_t *)p, (size_t)len);
-    total += len;
-  }
-  ASSERT_EQ(rc, 0);
+  ASSERT_UEQ(walk_hash(w, &total, &pieces), rest);
   ASSERT_UEQ(total, size - mid);
-  ASSERT_UEQ(got, want);
   ASSERT_OK(ferry_window_seek(w, size));
   ASSERT_EQ(ferry_window_next(w, &p, &len), 0);
   ASSERT_ERR(ferry_window_seek(w, size + 1), FERRY_EINVAL);
@@ -343,16 +354,8 @@ static void test_sequential(void) {
    * the window) still gives pieces of at most the window, in order */
   ASSERT_OK(ferry_window_seek(w, 0));
   ASSERT_OK(ferry_window_at(w, 0, 1, &p));
-  got = 0xcbf29ce484222325ull;
-  total = 0;
-  while ((rc = ferry_window_next(w, &p, &len)) > 0) {
-    ASSERT_TRUE(len > 0 && len <= ferry_window_max_len(w));
-    got = fnv(got, (const uint8_t *)p, (size_t)len);
-    total += len;
-  }
-  ASSERT_EQ(rc, 0);
+  ASSERT_UEQ(walk_hash(w, &total, &pieces), whole);
   ASSERT_UEQ(total, size);
-  ASSERT_UEQ(got, whole);
   ASSERT_OK(ferry_window_close(w));
   close(fd);
   ASSERT_EQ(unlink(path), 0);

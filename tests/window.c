@@ -125,7 +125,24 @@ static ferry_window_opts wopts(uint64_t window, uint32_t flags) {
   return o;
 }
 
-static uint64_t gran(void) { return (uint64_t)sysconf(_SC_PAGESIZE); }
+/* The allocation granularity (the page size; 64 KiB on Windows): what a
+ * window of 1 byte is rounded up to. */
+static uint64_t gran(void) {
+  static uint64_t g;
+  if (!g) {
+    char path[4200];
+    ferry_window *w = NULL;
+    ferry_window_opts o = wopts(1, 0);
+    tmp_path(path, sizeof path, "gran.bin");
+    make_pattern_file(path, 1, 0);
+    ASSERT_OK(ferry_window_open(&w, path, FERRY_RDONLY, &o));
+    g = ferry_window_max_len(w);
+    ASSERT_OK(ferry_window_close(w));
+    ASSERT_EQ(unlink(path), 0);
+    ASSERT_TRUE(g >= 4096 && (g & (g - 1)) == 0);
+  }
+  return g;
+}
 
 /* ---------------------------------------------------------------------- */
 /* A 6 GiB file through a 64 MiB window                                   */
@@ -261,6 +278,7 @@ static void test_random_access(void) {
   o = wopts(1, 0);
   ASSERT_OK(ferry_window_open(&w, path, FERRY_RDONLY, &o));
   ASSERT_UEQ(ferry_window_max_len(w), gran());
+  ASSERT_UEQ(gran(), (uint64_t)sysconf(_SC_PAGESIZE)); /* on POSIX */
   for (n = 0; n < 2000; n++) {
     uint64_t len = 1 + rnd() % gran();
     uint64_t off = rnd() % (size - len + 1);

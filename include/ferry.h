@@ -516,7 +516,7 @@ FERRY_API int ferry_mutex_consistent(void *mem);
 FERRY_API int ferry_mutex_unlock(void *mem);
 
 /* ------------------------------------------------------------------------ */
-/* Windows: views of objects too large to map                               */
+/* Windows (ferry_window): views of objects too large to map               */
 
 /*
  * A window reads and writes a file, or a segment's user data, of any size

@@ -40,8 +40,22 @@ static uint64_t rnd(void) { /* xorshift64* */
   return rng_state * 0x2545f4914f6cdd1dull;
 }
 
+/* Files a test made, removed at exit also when an assertion failed (after
+ * which the test's own unlink never runs). */
+static char made[16][4200];
+static int nmade;
+
+static void remove_made(void) {
+  while (nmade > 0)
+    unlink(made[--nmade]);
+}
+
 static void tmp_path(char *buf, size_t cap, const char *name) {
   snprintf(buf, cap, "%s/%s", test_tmpdir(), name);
+  if (nmade == 0)
+    atexit(remove_made); /* runs before test_tmpdir's rmdir */
+  if (nmade < 16)
+    snprintf(made[nmade++], sizeof made[0], "%s", buf);
 }
 
 /* Skips unless the file system of the scratch directory has NEED bytes. */

@@ -32,6 +32,15 @@
  *                         used exactly like ferry
  *   cost       (table only) each side's time per 64-byte message while the
  *              other side waits, for the ring and for ferry
+ *   read, window  scan, scan_4k  one process (after the helper has exited)
+ *              sums every 64-bit word of a file in the page cache (1 GiB,
+ *              256 MiB with --quick, in $TMPDIR or /tmp): read() into a
+ *              128 KiB buffer against a ferry_window walk (64 MiB views,
+ *              ferry_window_next). scan_4k: the file as written with 4 KiB
+ *              writes, which leaves 4 KiB pages in the page cache; scan:
+ *              then dropped from the cache (fdatasync, POSIX_FADV_DONTNEED)
+ *              and read back once, as a file read from disk is cached (in
+ *              large folios where the file system supports them)
  *
  * Round trips are percentiles of per-iteration samples after a warm-up,
  * taken in chunks that alternate between the tests compared with each
@@ -89,6 +98,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
@@ -109,6 +119,8 @@
 #define TIMEOUT_NS (INT64_C(1000000000) * TIMEOUT_S)
 #define HELPER_IDLE_S 300 /* a helper without commands gives up */
 #define ROUNDS_MAX 16
+#define SCAN_BUF (128 * 1024)  /* read()'s buffer in the scan rows */
+#define SCAN_WINDOW (64 * MIB) /* the window's view in the scan rows */
 
 #if defined(__GNUC__)
 #define NOINLINE __attribute__((noinline))
@@ -193,7 +205,11 @@ typedef intptr_t bstream;
 #define UNIX_NA "n/a on Windows" /* why the unix rows are missing */
 #define UNIX_NA_NOTE                                                           \
   "unix: n/a on Windows: no socketpair(), and Wine has no AF_UNIX sockets "    \
-  "at all.\n"
+  "at all.\n"                                                                  \
+  "read/window scan: n/a on Windows: the rows drop the file from the page "    \
+  "cache with posix_fadvise, which Windows lacks (tests/window.c runs under "  \
+  "Wine).\n"
+#define SCAN_NA "n/a on Windows" /* why the scan rows are missing */
 
 static _Atomic int g_ticks;    /* the watchdog thread's: one a second */
 static _Atomic int g_progress; /* g_ticks at the last progress */
@@ -397,6 +413,7 @@ static double cpus_online(void) { return 0; }
 
 #define WAKE_FLOOR "futex"
 #define UNIX_NA ((const char *)0) /* the unix rows exist */
+#define SCAN_NA ((const char *)0) /* and the scan rows */
 #define UNIX_NA_NOTE ""
 
 static volatile sig_atomic_t g_ticks; /* SIGALRMs: one a second */
@@ -1376,10 +1393,15 @@ enum row {
   R_RING_BUSY,
   R_RING_STREAM,
   R_RING_BIG,
+  R_READ_SCAN4K,
+  R_WINDOW_SCAN4K,
+  R_READ_SCAN,
+  R_WINDOW_SCAN,
   R_COUNT
 };
 
-static const struct {
+/* The scan rows' size is set at start (--quick scans a smaller file). */
+static struct {
   const char *transport, *test;
   uint64_t size;
 } g_rows[R_COUNT] = {
@@ -1391,6 +1413,8 @@ static const struct {
     {"ferry", "stream", MSG},   {"ferry", "stream_zc", MSG},
     {"ferry", "stream", BIG},   {"ring", "rtt_busy", MSG},
     {"ring", "stream", MSG},    {"ring", "stream", BIG},
+    {"read", "scan_4k", 0},     {"window", "scan_4k", 0},
+    {"read", "scan", 0},        {"window", "scan", 0},
 };
 
 struct result {
@@ -1414,7 +1438,7 @@ struct cost {
 
 struct params {
   uint64_t spin_n, block_n, copy_small_n, copy_big_n, fd_stream_n,
-      small_stream_n, big_stream_n, cost_batches;
+      small_stream_n, big_stream_n, cost_batches, scan_size;
   int rounds;
 };
 
@@ -1469,7 +1493,11 @@ static int wanted3(const char *transport, const char *test, uint64_t size) {
 
 /* Why row R cannot be measured on this system, or NULL. */
 static const char *row_na(int r) {
-  return r == R_UNIX_RTT || r == R_UNIX_STREAM ? UNIX_NA : NULL;
+  if (r == R_UNIX_RTT || r == R_UNIX_STREAM)
+    return UNIX_NA;
+  if (r >= R_READ_SCAN4K && r <= R_WINDOW_SCAN)
+    return SCAN_NA;
+  return NULL;
 }
 
 /* The same as text: "n/a" at least. */
@@ -2030,6 +2058,161 @@ static int run_copy(int row, uint64_t n) {
   return 0;
 }
 
+static char g_scan_path[4200]; /* scan rows' file: removed at the end */
+
+#ifndef _WIN32
+/* ---------------------------------------------------------------------- */
+/* The main process: scanning a file, read() against a window             */
+
+/* One scan of PATH with read(): the sum of its 64-bit words. */
+static int scan_read(const char *path, unsigned char *buf, uint64_t *sum,
+                     uint64_t *bytes) {
+  ssize_t n;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return fail("open %s: %s", path, strerror(errno));
+  *sum = *bytes = 0;
+  while ((n = read(fd, buf, SCAN_BUF)) > 0) {
+    *sum += read_all(buf, (size_t)n);
+    *bytes += (uint64_t)n;
+  }
+  close(fd);
+  if (n < 0)
+    return fail("read %s: %s", path, strerror(errno));
+  return 0;
+}
+
+/* One scan of PATH through a read-only window. */
+static int scan_window(const char *path, uint64_t *sum, uint64_t *bytes) {
+  ferry_window_opts o = FERRY_WINDOW_OPTS_INIT;
+  ferry_window *w;
+  void *p;
+  uint64_t len;
+  int rc;
+  o.window = SCAN_WINDOW;
+  rc = ferry_window_open(&w, path, FERRY_RDONLY, &o);
+  if (rc != 0)
+    return fail_ferry("window", path, rc);
+  *sum = *bytes = 0;
+  while ((rc = ferry_window_next(w, &p, &len)) > 0) {
+    *sum += read_all(p, (size_t)len);
+    *bytes += len;
+  }
+  ferry_window_close(w);
+  if (rc < 0)
+    return fail_ferry("window next", path, rc);
+  return 0;
+}
+
+/* Rounds of the read row RR and the window row RW, alternating which goes
+ * first, on the file as it is cached now. */
+static int scan_rows(int rr, int rw, unsigned char *buf, uint64_t size) {
+  double v[2][ROUNDS_MAX];
+  uint64_t sums[2], bytes[2];
+  int round, k, rows[2];
+  rows[0] = rr;
+  rows[1] = rw;
+  if (!wanted(rr) && !wanted(rw))
+    return 0;
+  progress("%s: read() and window scans of %llu MiB (%d rounds)",
+           g_rows[rw].test, (unsigned long long)(size / MIB), g.p.rounds);
+  for (round = 0; round < g.p.rounds; round++) {
+    for (k = 0; k < 2; k++) {
+      int j = round % 2 ? 1 - k : k, rc;
+      int64_t t0 = now();
+      rc = j == 0 ? scan_read(g_scan_path, buf, &sums[0], &bytes[0])
+                  : scan_window(g_scan_path, &sums[1], &bytes[1]);
+      if (rc)
+        return rc;
+      v[j][round] = 1e9 / (double)(now() - t0); /* scans per second */
+      if (bytes[j] != size)
+        return fail("%s scan read %llu bytes of %llu", j ? "window" : "read",
+                    (unsigned long long)bytes[j], (unsigned long long)size);
+    }
+    if (sums[0] != sums[1])
+      return fail("the window's sum differs from read()'s");
+  }
+  for (k = 0; k < 2; k++) {
+    struct result *r = &g.res[rows[k]];
+    r->valid = 1;
+    r->rate = median(v[k], g.p.rounds);
+    r->bytes = r->rate * (double)size;
+    r->iters = 1;
+    r->rounds = g.p.rounds;
+  }
+  return 0;
+}
+
+/* Writes a file of scan_size bytes in 4 KiB writes and runs the scan rows
+ * on it twice: as written (4 KiB pages in the page cache), then after
+ * dropping it from the cache and reading it back once. */
+static int run_scan(void) {
+  const uint64_t size = g.p.scan_size;
+  const char *dir = getenv("TMPDIR");
+  unsigned char *buf;
+  struct statvfs vfs;
+  uint64_t off, x = 0x9e3779b97f4a7c15ull, sum, bytes;
+  size_t i;
+  int fd, e, rc = 0;
+  if (!wanted(R_READ_SCAN) && !wanted(R_WINDOW_SCAN) &&
+      !wanted(R_READ_SCAN4K) && !wanted(R_WINDOW_SCAN4K))
+    return 0;
+  if (!dir || !dir[0])
+    dir = "/tmp";
+  if (statvfs(dir, &vfs) == 0 &&
+      (uint64_t)vfs.f_bavail * vfs.f_frsize < size + 256 * MIB) {
+    progress("scan rows skipped: %s has less than %llu MiB free", dir,
+             (unsigned long long)((size + 256 * MIB) / MIB));
+    return 0;
+  }
+  snprintf(g_scan_path, sizeof g_scan_path, "%s/ferry-%s-scan.bin", dir,
+           g_base);
+  buf = (unsigned char *)aligned_alloc(4096, SCAN_BUF);
+  if (!buf)
+    return fail("out of memory");
+  fd = open(g_scan_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    rc = fail("create %s: %s", g_scan_path, strerror(errno));
+    g_scan_path[0] = '\0';
+    free(buf);
+    return rc;
+  }
+  progress("writing %llu MiB to %s in 4 KiB writes",
+           (unsigned long long)(size / MIB), g_scan_path);
+  for (off = 0; off < size && rc == 0; off += 4096) {
+    for (i = 0; i < 4096; i += 8) { /* xorshift: no page like another */
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      memcpy(buf + i, &x, 8);
+    }
+    rc = write_full(fd, buf, 4096);
+  }
+  /* into the page cache, in the 4 KiB pages written, then the scans */
+  if (rc == 0)
+    rc = scan_read(g_scan_path, buf, &sum, &bytes);
+  if (rc == 0)
+    rc = scan_rows(R_READ_SCAN4K, R_WINDOW_SCAN4K, buf, size);
+  /* out of the page cache and back in, as a file read from disk */
+  if (rc == 0 && fdatasync(fd) != 0)
+    rc = fail("fdatasync %s: %s", g_scan_path, strerror(errno));
+  if (rc == 0 && (e = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)) != 0)
+    rc = fail("drop %s from the page cache: %s", g_scan_path, strerror(e));
+  if (rc == 0)
+    rc = scan_read(g_scan_path, buf, &sum, &bytes);
+  if (rc == 0)
+    rc = scan_rows(R_READ_SCAN, R_WINDOW_SCAN, buf, size);
+  close(fd);
+  unlink(g_scan_path);
+  g_scan_path[0] = '\0';
+  free(buf);
+  return rc;
+}
+
+#else
+static int run_scan(void) { return 0; } /* SCAN_NA */
+#endif
+
 /* ---------------------------------------------------------------------- */
 /* The main process: output                                               */
 
@@ -2112,6 +2295,17 @@ static void ratio_text(int r, char *b, size_t cap) {
     if (ok(R_COPY_BIG))
       snprintf(b, cap, "time %.2fx memcpy", big_ratio(r));
     break;
+  case R_READ_SCAN:
+  case R_READ_SCAN4K:
+    snprintf(b, cap, "reference (%d KiB buffer)", SCAN_BUF / 1024);
+    break;
+  case R_WINDOW_SCAN:
+  case R_WINDOW_SCAN4K:
+    if (ok(r - 1))
+      snprintf(b, cap, "rate %.2fx read() (%llu MiB views)",
+               x->rate / g.res[r - 1].rate,
+               (unsigned long long)(SCAN_WINDOW / MIB));
+    break;
   }
 }
 
@@ -2131,6 +2325,10 @@ static const struct goal {
      0.7, 0},
     {"3 MiB recv-and-read <= 1.2x one memcpy per frame", R_FERRY_BIG,
      R_COPY_BIG, 1.2, 1},
+    {"window scan >= 0.9x read() (file as read from disk)", R_WINDOW_SCAN,
+     R_READ_SCAN, 0.9, 0},
+    {"window scan >= 0.9x read() (4 KiB page cache)", R_WINDOW_SCAN4K,
+     R_READ_SCAN4K, 0.9, 0},
 };
 
 static void print_table(double secs, int cpus[2], int ncpu, int pinned,
@@ -2169,7 +2367,9 @@ static void print_table(double secs, int cpus[2], int ncpu, int pinned,
     fmt_ns(a, sizeof a, x->p50);
     fmt_ns(b, sizeof b, x->p99);
     fmt_ns(c, sizeof c, x->rate > 0 ? 1e9 / x->rate : 0);
-    if (x->rate > 0)
+    if (x->rate > 0 && r >= R_READ_SCAN4K) /* whole-file scans */
+      snprintf(rate, sizeof rate, "%.3g", x->rate);
+    else if (x->rate > 0)
       snprintf(rate, sizeof rate, "%.4g M", x->rate / 1e6);
     else
       snprintf(rate, sizeof rate, "-");
@@ -2192,7 +2392,7 @@ static void print_table(double secs, int cpus[2], int ncpu, int pinned,
       continue;
     }
     if (!ok(gl->a) || !ok(gl->b)) {
-      printf("  %-50s n/a (not measured)\n", gl->what);
+      printf("  %-52s n/a (not measured)\n", gl->what);
       continue;
     }
     if (gl->a == R_FERRY_BUSY || gl->a == R_FERRY_BLOCK)
@@ -2201,7 +2401,7 @@ static void print_table(double secs, int cpus[2], int ncpu, int pinned,
       v = big_ratio(gl->a);
     else
       v = g.res[gl->a].rate / g.res[gl->b].rate;
-    printf("  %-50s %8.*fx  %s\n", gl->what, v >= 10 ? 0 : 2, v,
+    printf("  %-52s %8.*fx  %s\n", gl->what, v >= 10 ? 0 : 2, v,
            (gl->at_most ? v <= gl->goal : v >= gl->goal) ? "met" : "MISSED");
   }
   if (ok(R_FERRY_ZC) && ok(R_RING_STREAM) && ok(R_UNIX_STREAM))
@@ -2396,6 +2596,8 @@ static int bench_run(const char *const *self_prefix) {
     return fail(rc < 0 ? "the helper did not exit" : "the helper failed (%d)",
                 rc);
   g.helper = -1;
+  if (run_scan())
+    return -1;
   { /* what others used meanwhile: the machine's busy time minus ours */
     double busy1, steal1, wall = (double)(now() - t_start) / 1e9;
     double online = cpus_online();
@@ -2434,6 +2636,8 @@ static void cleanup(void) {
   bs_close(g.fd_sock);
   wake_close();
   free(g.big_src);
+  if (g_scan_path[0])
+    remove(g_scan_path);
 }
 
 #ifdef _WIN32
@@ -2480,6 +2684,8 @@ static void on_interrupt(int sig) {
     for (k = 0; k < g.next_chan; k++)
       unlink_suffix("c", k, 1);
   }
+  if (g_scan_path[0])
+    unlink(g_scan_path);
   signal(sig, SIG_DFL);
   raise(sig);
 }
@@ -2504,7 +2710,8 @@ static int usage(const char *cmdname) {
           "  --only   a subset: comma-separated TRANSPORT, TRANSPORT:TEST or\n"
           "           TRANSPORT:TEST:SIZE items (transports spin " WAKE_FLOOR
           " memcpy\n"
-          "           pipe unix ferry ring; e.g. ferry:stream:64,unix)\n",
+          "           pipe unix ferry ring read window; e.g. ferry:stream:64,\n"
+          "           unix, window:scan)\n",
           cmdname);
   return 2;
 }
@@ -2555,6 +2762,7 @@ int ferry_bench_main(int argc, char **argv, const char *const *self_prefix) {
     g.p.small_stream_n = 5000000;
     g.p.big_stream_n = 200;
     g.p.cost_batches = 40;
+    g.p.scan_size = 256 * MIB;
     g.p.rounds = 3;
   } else { /* ~25 s */
     g.p.spin_n = 1000000;
@@ -2565,9 +2773,12 @@ int ferry_bench_main(int argc, char **argv, const char *const *self_prefix) {
     g.p.small_stream_n = 20000000;
     g.p.big_stream_n = 1000;
     g.p.cost_batches = 200;
+    g.p.scan_size = 1024 * MIB;
     g.p.rounds = 5;
   }
   signals_init();
+  for (i = R_READ_SCAN4K; i <= R_WINDOW_SCAN; i++)
+    g_rows[i].size = g.p.scan_size;
   catch_interrupts();
 
   rc = bench_run(self_prefix);

@@ -7,7 +7,8 @@
  * --json, --quick, --only LIST (a subset: TRANSPORT, TRANSPORT:TEST or
  * TRANSPORT:TEST:SIZE items), and the internal --role used for helper
  * processes). With --json, stdout holds exactly one JSON object; progress goes
- * to stderr. In "copy" rows msgs_per_s counts copies per second. Rows asked
+ * to stderr. In "copy" rows msgs_per_s counts copies per second, in
+ * "scan" and "scan_4k" rows scans of the whole file per second. Rows asked
  * for that this system cannot measure (the unix rows on Windows) are listed
  * in the table with their reason, and in the JSON object under
  * "unavailable" (transport, test, size, reason), a key present only then.

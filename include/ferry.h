@@ -515,6 +515,129 @@ FERRY_API int ferry_mutex_consistent(void *mem);
  * FERRY_ENOTRECOVERABLE from then on. */
 FERRY_API int ferry_mutex_unlock(void *mem);
 
+/* ------------------------------------------------------------------------ */
+/* Windows (ferry_window): views of objects too large to map               */
+
+/*
+ * A window reads and writes a file, or a segment's user data, of any size
+ * through one mapping (the view) of a size you choose, which moves in steps
+ * of the allocation granularity (the page size on Linux, 64 KiB on Windows).
+ * A 32-bit process reads a 6 GiB file through a 64 MiB window; a Windows
+ * process whose working-set quota refuses to map a 400 MB file at once
+ * (error 1132, ERROR_WORK_SET_QUOTA) maps it piece by piece.
+ *
+ * Offsets are window offsets: bytes from the start of the file, or of the
+ * segment's user data. The size is taken at open and does not follow later
+ * growth (open a new window to see it).
+ *
+ * Pointers returned by ferry_window_at() and ferry_window_next() are valid
+ * until the next ferry_window_at(), ferry_window_next() or
+ * ferry_window_close() on the same window: any of them may move the view.
+ * Read-only windows return pointers into read-only memory (a write faults
+ * in the writer only). A window handle is used by one thread at a time.
+ *
+ * Writes through a read-write window reach the file (and every other
+ * process that maps or reads it) at once; ferry_window_flush() makes them
+ * durable on the storage device as well (msync + fsync / FlushViewOfFile +
+ * FlushFileBuffers). Closing does not flush: the OS writes dirty pages back
+ * in its own time.
+ *
+ * Shrinking the file under a window: every move of the view checks the
+ * file's size first and fails with FERRY_ESIZE when the view would reach
+ * past the new end. A file truncated while a view is in use still makes an
+ * access beyond its new end fault (SIGBUS) on POSIX systems; Windows
+ * refuses to truncate a mapped file. Writing into a hole of a sparse file
+ * on a full disk faults the same way.
+ */
+typedef struct ferry_window ferry_window;
+
+/* Window options, in ferry_window_opts.flags. */
+enum ferry_window_flags {
+  /* Scattered access: views are advised so that a fault reads no more of
+   * the file than the touched page (no read-ahead; madvise MADV_RANDOM). */
+  FERRY_WINDOW_RANDOM = 1u << 0
+};
+
+typedef struct ferry_window_opts {
+  uint32_t struct_size; /* sizeof(ferry_window_opts): FERRY_WINDOW_OPTS_INIT */
+  uint32_t flags;       /* FERRY_WINDOW_* */
+  /* The largest request ferry_window_at() serves, in bytes: 0 = 64 MiB.
+   * Rounded up to the allocation granularity. A view maps up to this plus
+   * one granule of address space (so that a request at any offset fits). */
+  uint64_t window;
+  /* ferry_window_open_segment(): FERRY_SEG_GLOBAL (Windows) to find a
+   * named segment in the Global\ namespace; 0 otherwise. */
+  uint32_t seg_flags;
+  uint32_t reserved; /* 0 */
+} ferry_window_opts;
+
+#define FERRY_WINDOW_OPTS_INIT                                                 \
+  { sizeof(ferry_window_opts), 0, 0, 0, 0 }
+
+/* Opens a window on the file PATH (any size, also empty). FLAGS: 0 for
+ * read-write, FERRY_RDONLY for read-only. Nothing is mapped until the first
+ * access. FERRY_ENOENT, FERRY_EACCES (a read-write window on a file that
+ * only allows reading), FERRY_ETOOBIG (opts.window more than this process
+ * can map), FERRY_EINVAL. OPTS may be NULL. Close it with
+ * ferry_window_close(). */
+FERRY_API int ferry_window_open(ferry_window **w, const char *path,
+                                unsigned flags, const ferry_window_opts *opts);
+
+/* Opens a window on the user data of the segment NAME: a named segment, or
+ * with FERRY_FILE the file-backed segment at path NAME. FLAGS may hold
+ * FERRY_RDONLY and FERRY_FILE. The header is read (one granule mapped for a
+ * moment) and validated as by ferry_segment_open() (FERRY_EBADHDR,
+ * FERRY_EVERSION, FERRY_ESIZE); a segment whose header is not published yet
+ * is FERRY_EAGAIN (try again later). Unlike ferry_segment_open(), this never
+ * maps the whole segment, so it works for segments larger than the address
+ * space. Window offset 0 is the first byte of user data. */
+FERRY_API int ferry_window_open_segment(ferry_window **w, const char *name,
+                                        unsigned flags,
+                                        const ferry_window_opts *opts);
+
+/* Unmaps and closes W. NULL is allowed. Does not flush (see above). */
+FERRY_API int ferry_window_close(ferry_window *w);
+
+/* The bytes the window covers (the file's size, or the segment's data
+ * size), as at open. */
+FERRY_API uint64_t ferry_window_size(const ferry_window *w);
+
+/* The largest LEN that ferry_window_at() serves: opts.window, rounded up to
+ * the allocation granularity. */
+FERRY_API uint64_t ferry_window_max_len(const ferry_window *w);
+
+/* Sets *PTR to LEN contiguous bytes at window offset OFFSET, moving the view
+ * when the current one does not hold all of them: the new view starts at
+ * OFFSET rounded down to the granularity. Errors: FERRY_EINVAL when
+ * [OFFSET, OFFSET + LEN) reaches beyond the end (or overflows);
+ * FERRY_ETOOBIG when LEN exceeds ferry_window_max_len(); FERRY_ESIZE when
+ * the file shrank below the view; map failures (FERRY_ETOOBIG: no address
+ * range that large, FERRY_ENOMEM). LEN 0 at an OFFSET up to the size
+ * succeeds with a pointer that must not be dereferenced. A request inside
+ * the current view costs a few comparisons and no system call. */
+FERRY_API int ferry_window_at(ferry_window *w, uint64_t offset, uint64_t len,
+                              void **ptr);
+
+/* Sequential access: sets *PTR and *LEN to the next piece of the window's
+ * bytes, starting at offset 0 (or where ferry_window_seek() put it), and
+ * returns 1; returns 0 with *LEN 0 at the end, or a negative error. Pieces
+ * are contiguous and at most ferry_window_max_len() bytes long: each is the
+ * rest of a view that starts at a multiple of that size in the file (or
+ * segment object), so the views of a walk never overlap, and they are
+ * advised for sequential reading. Walk a whole object with
+ *   while ((rc = ferry_window_next(w, &p, &n)) > 0) use(p, n);
+ * ferry_window_at() does not move this position. */
+FERRY_API int ferry_window_next(ferry_window *w, void **ptr, uint64_t *len);
+
+/* Sets where ferry_window_next() continues: OFFSET up to the size
+ * (FERRY_EINVAL beyond it). Maps nothing. */
+FERRY_API int ferry_window_seek(ferry_window *w, uint64_t offset);
+
+/* Makes what was written through W (in every view it had, and in the
+ * current one) durable on the storage device before it returns. A no-op
+ * for read-only windows. */
+FERRY_API int ferry_window_flush(ferry_window *w);
+
 #ifdef __cplusplus
 }
 #endif

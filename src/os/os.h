@@ -175,6 +175,36 @@ int ferry_os_map(const ferry_os_shm *o, uint64_t offset, uint64_t len,
 /* Unmaps a mapping made by ferry_os_map with the same ADDR and LEN. */
 int ferry_os_unmap(void *addr, uint64_t len);
 
+/* Access hints for ferry_os_advise. */
+enum ferry_os_advice {
+  FERRY_OS_ADVISE_NORMAL = 0,     /* no particular pattern (the default) */
+  FERRY_OS_ADVISE_SEQUENTIAL = 1, /* read once, front to back */
+  FERRY_OS_ADVISE_RANDOM = 2      /* scattered reads: no read-ahead */
+};
+
+/* Tells the OS how the LEN bytes at ADDR, inside one mapping made by
+ * ferry_os_map, will be accessed (ADVICE: FERRY_OS_ADVISE_*). Only a hint:
+ * it never changes what the memory holds, and an OS that cannot take it
+ * ignores it. Returns 0 (even when the hint was not taken: failures are not
+ * worth an error), or FERRY_EINVAL for an unknown ADVICE.
+ * POSIX: madvise(MADV_NORMAL / MADV_SEQUENTIAL / MADV_RANDOM). Windows has
+ * no such hint for mapped views: nothing to do, return 0. */
+int ferry_os_advise(void *addr, uint64_t len, unsigned advice);
+
+/* Makes what was written to the file behind O durable on its storage: the
+ * dirty pages of the mapping ADDR/LEN of O (ADDR may be NULL: no mapping),
+ * and those of earlier, already unmapped mappings of O and of write() calls.
+ * Other processes see writes to a shared mapping at once without this; it
+ * is about surviving a crash of the machine. Returns 0, or FERRY_EIO (or
+ * what the OS error translates to) with a detail message.
+ * POSIX: msync(MS_SYNC) of the range, then fsync(O->h) (a no-op on tmpfs).
+ * Windows: FlushViewOfFile(ADDR, LEN) (writes the view's dirty pages), then
+ * FlushFileBuffers(O->file) when there is a file (a pagefile-backed section
+ * has no storage to flush), which flushes the file's data section, pages
+ * dirtied through views unmapped earlier included (if a test shows it does
+ * not, ferry_os_unmap must FlushViewOfFile writable views first). */
+int ferry_os_sync(const ferry_os_shm *o, void *addr, uint64_t len);
+
 /* ---------------------------------------------------------------------- */
 /* Wait and wake on a 32-bit word in shared memory                        */
 

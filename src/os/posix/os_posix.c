@@ -3,6 +3,9 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#ifndef _FILE_OFFSET_BITS
+#define _FILE_OFFSET_BITS 64 /* 64-bit off_t in 32-bit processes */
+#endif
 
 #include "../os.h"
 
@@ -608,6 +611,35 @@ int ferry_os_map(const ferry_os_shm *o, uint64_t offset, uint64_t len,
 int ferry_os_unmap(void *addr, uint64_t len) {
   if (munmap(addr, (size_t)len) != 0)
     return os_err(errno, "munmap");
+  return 0;
+}
+
+int ferry_os_advise(void *addr, uint64_t len, unsigned advice) {
+  int a;
+  switch (advice) {
+  case FERRY_OS_ADVISE_NORMAL:
+    a = MADV_NORMAL;
+    break;
+  case FERRY_OS_ADVISE_SEQUENTIAL:
+    a = MADV_SEQUENTIAL;
+    break;
+  case FERRY_OS_ADVISE_RANDOM:
+    a = MADV_RANDOM;
+    break;
+  default:
+    return ferry__err(FERRY_EINVAL, "unknown access hint %u", advice);
+  }
+  if (len > 0 && len <= (uint64_t)SIZE_MAX)
+    (void)madvise(addr, (size_t)len, a); /* a hint: failure changes nothing */
+  return 0;
+}
+
+int ferry_os_sync(const ferry_os_shm *o, void *addr, uint64_t len) {
+  if (addr && len > 0 && len <= (uint64_t)SIZE_MAX &&
+      msync(addr, (size_t)len, MS_SYNC) != 0)
+    return os_err(errno, "msync");
+  if (fsync((int)o->h) != 0 && errno != EINVAL && errno != EROFS)
+    return os_err(errno, "fsync");
   return 0;
 }
 

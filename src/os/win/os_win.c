@@ -135,6 +135,7 @@ const ferry_os_caps *ferry_os_caps_get(void) {
 
 typedef LONG(NTAPI *nt_query_section_fn)(HANDLE, int, PVOID, SIZE_T, PSIZE_T);
 typedef LONG(NTAPI *nt_query_sysinfo_fn)(int, PVOID, ULONG, PULONG);
+typedef LONG(NTAPI *nt_query_object_fn)(HANDLE, int, PVOID, ULONG, PULONG);
 
 struct nt_unicode_string {
   USHORT Length;
@@ -371,9 +372,9 @@ int ferry_os_shm_create(ferry_os_shm *o, const char *osname, uint64_t size,
 
 int ferry_os_shm_open(ferry_os_shm *o, const char *osname, int writable) {
   /* SECTION_QUERY: ferry_os_shm_stat asks the section for its size. */
-  HANDLE h = OpenFileMappingA(
-      SECTION_QUERY | FILE_MAP_READ | (writable ? FILE_MAP_WRITE : 0), FALSE,
-      osname);
+  HANDLE h = OpenFileMappingA(SECTION_QUERY | FILE_MAP_READ |
+                                  (writable ? FILE_MAP_WRITE : 0),
+                              FALSE, osname);
   DWORD e;
   if (!h) {
     e = GetLastError();
@@ -531,11 +532,15 @@ static int file_section(ferry_os_shm *o, HANDLE f, const char *path,
       f, NULL, writable ? PAGE_READWRITE : PAGE_READONLY, 0, 0, NULL);
   if (!h) {
     DWORD e = GetLastError();
-    if (e == ERROR_FILE_INVALID)
-      return ferry__err(FERRY_ESIZE,
-                        "%s is empty: an empty file cannot be "
-                        "mapped",
-                        path);
+    if (e == ERROR_FILE_INVALID) {
+      /* Empty (Windows cannot make a section of 0 bytes): a creator
+       * between CreateFile and SetEndOfFile, as on POSIX. No section yet:
+       * ferry_os_shm_stat reports size 0, so the opener waits, and makes
+       * the section once the file has a size. */
+      shm_init(o, NULL, f, writable);
+      o->h = FERRY_OS_NO_HANDLE;
+      return 0;
+    }
     if (e == ERROR_ACCESS_DENIED)
       return file_err(e, path, writable, 0);
     return os_err(e, path);
@@ -657,11 +662,29 @@ int ferry_os_anon_create(ferry_os_shm *o, uint64_t size, unsigned flags) {
 
 int ferry_os_handle_open(ferry_os_shm *o, ferry_os_handle h, int writable) {
   HANDLE dup = NULL;
-  DWORD want =
-      SECTION_QUERY | FILE_MAP_READ | (writable ? FILE_MAP_WRITE : 0);
+  DWORD want = SECTION_QUERY | FILE_MAP_READ | (writable ? FILE_MAP_WRITE : 0);
+  nt_query_object_fn query =
+      (nt_query_object_fn)(void (*)(void))nt_proc("NtQueryObject");
+  struct { /* OBJECT_BASIC_INFORMATION: NtQueryObject wants its exact size */
+    ULONG attributes;
+    ACCESS_MASK granted;
+    ULONG counts[10];
+    LARGE_INTEGER created;
+  } obi;
   if (h == FERRY_OS_NO_HANDLE || h == 0)
     return ferry__err(FERRY_EINVAL, "handle %lld is not a handle",
                       (long long)h);
+  /* DuplicateHandle grants any right the object's security descriptor
+   * allows, also rights H itself lacks: a read-only handle must not become
+   * a writable one. Check what H grants. */
+  if (query && query(H(h), 0 /* ObjectBasicInformation */, &obi, sizeof obi,
+                     NULL) >= 0) {
+    DWORD need = FILE_MAP_READ | (writable ? FILE_MAP_WRITE : 0);
+    if ((obi.granted & need) != need)
+      return ferry__err(FERRY_EACCES, "handle %lld does not allow %s access%s",
+                        (long long)h, writable ? "read-write" : "read",
+                        writable ? ": open the segment read-only" : "");
+  }
   if (!DuplicateHandle(GetCurrentProcess(), H(h), GetCurrentProcess(), &dup,
                        want, FALSE, 0)) {
     DWORD e = GetLastError();
@@ -686,6 +709,16 @@ int ferry_os_shm_stat(const ferry_os_shm *o, uint64_t *size, int *removed) {
     if (!GetFileSizeEx(H(o->file), &li))
       return os_err(GetLastError(), "GetFileSizeEx");
     *size = (uint64_t)li.QuadPart;
+    if (*size > 0 && o->h == FERRY_OS_NO_HANDLE) {
+      /* opened while empty (file_section): the section, now that the file
+       * has a size. O is the caller's own, writable object. */
+      HANDLE h = CreateFileMappingA(
+          H(o->file), NULL, o->writable ? PAGE_READWRITE : PAGE_READONLY, 0, 0,
+          NULL);
+      if (!h)
+        return os_err(GetLastError(), "CreateFileMapping");
+      ((ferry_os_shm *)o)->h = (ferry_os_handle)h;
+    }
     return 0;
   } else {
     /* NtQuerySection(SectionBasicInformation): the section's size. */
@@ -738,7 +771,27 @@ int ferry_os_map(const ferry_os_shm *o, uint64_t offset, uint64_t len,
                       "granularity (%llu)",
                       (unsigned long long)offset,
                       (unsigned long long)c->alloc_granularity);
-  p = MapViewOfFile(H(o->h), access, HI32(offset), LO32(offset), (SIZE_T)len);
+  if (o->h == FERRY_OS_NO_HANDLE && o->file != FERRY_OS_NO_HANDLE) {
+    /* A file that was empty when opened: a section over what it holds now
+     * (the view keeps it alive). */
+    HANDLE sec = CreateFileMappingA(
+        H(o->file), NULL,
+        (flags & FERRY_OS_MAP_WRITE) ? PAGE_READWRITE : PAGE_READONLY, 0, 0,
+        NULL);
+    if (!sec) {
+      DWORD e = GetLastError();
+      if (e == ERROR_FILE_INVALID)
+        return ferry__err(FERRY_ESIZE, "the file is empty: nothing to map");
+      return os_err(e, "CreateFileMapping");
+    }
+    DWORD saved;
+    p = MapViewOfFile(sec, access, HI32(offset), LO32(offset), (SIZE_T)len);
+    saved = p ? 0 : GetLastError();
+    CloseHandle(sec);
+    SetLastError(saved);
+  } else {
+    p = MapViewOfFile(H(o->h), access, HI32(offset), LO32(offset), (SIZE_T)len);
+  }
   if (!p) {
     DWORD e = GetLastError();
     char m[256];
@@ -793,6 +846,25 @@ int ferry_os_unmap(void *addr, uint64_t len) {
   (void)len;
   if (!UnmapViewOfFile(addr))
     return os_err(GetLastError(), "UnmapViewOfFile");
+  return 0;
+}
+
+int ferry_os_advise(void *addr, uint64_t len, unsigned advice) {
+  (void)addr;
+  (void)len;
+  if (advice > FERRY_OS_ADVISE_RANDOM)
+    return ferry__err(FERRY_EINVAL, "unknown access advice %u", advice);
+  return 0; /* Windows takes no access-pattern hint for mapped views */
+}
+
+int ferry_os_sync(const ferry_os_shm *o, void *addr, uint64_t len) {
+  if (addr && !FlushViewOfFile(addr, (SIZE_T)len))
+    return os_err(GetLastError(), "FlushViewOfFile");
+  if (o->file != FERRY_OS_NO_HANDLE && !FlushFileBuffers(H(o->file))) {
+    DWORD e = GetLastError();
+    if (e != ERROR_ACCESS_DENIED) /* a read-only handle: nothing to flush */
+      return os_err(e, "FlushFileBuffers");
+  }
   return 0;
 }
 

@@ -615,8 +615,15 @@ int ferry_os_file_open(ferry_os_shm *o, const char *path, int writable) {
                          NULL, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
   BY_HANDLE_FILE_INFORMATION fi;
   int rc;
-  if (f == INVALID_HANDLE_VALUE)
-    return file_err(GetLastError(), path, writable, 0);
+  if (f == INVALID_HANDLE_VALUE) {
+    DWORD e = GetLastError(), a = GetFileAttributesA(path);
+    /* CreateFile opens no directory (without FILE_FLAG_BACKUP_SEMANTICS):
+     * access denied */
+    if (e == ERROR_ACCESS_DENIED && a != INVALID_FILE_ATTRIBUTES &&
+        (a & FILE_ATTRIBUTE_DIRECTORY))
+      return ferry__err(FERRY_EINVAL, "%s is not a regular file", path);
+    return file_err(e, path, writable, 0);
+  }
   if (!GetFileInformationByHandle(f, &fi) ||
       (fi.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY)) {
     CloseHandle(f);
@@ -1084,10 +1091,7 @@ int ferry_os_mutex_lock(void *m, uint64_t lock_id, int64_t timeout_ns) {
   rc = mx_handle(lock_id, &h, &created);
   if (rc != 0)
     return rc;
-  /* The kernel object was gone (every holder of a handle exited) while M
-   * still names an owner: that owner died holding it. */
-  if (created && atomic_load(&w->owner_pid) != 0)
-    abandoned = 1;
+  (void)created; /* see below: whether this call created it proves nothing */
   end = ferry_os_monotonic_ns();
   end = timeout_ns > INT64_MAX - end ? INT64_MAX : end + timeout_ns;
   for (;;) {
@@ -1104,6 +1108,13 @@ int ferry_os_mutex_lock(void *m, uint64_t lock_id, int64_t timeout_ns) {
     abandoned = 1;
   else if (r != WAIT_OBJECT_0)
     return os_err(GetLastError(), "WaitForSingleObject (mutex)");
+  else if (atomic_load(&w->owner_pid) != 0)
+    /* Held, and M still names an owner: every unlock clears it before
+     * ReleaseMutex, so that owner died holding the lock, and the kernel
+     * object went with its last handle and has been created anew. (Read
+     * only now, under the lock: before the wait, another process may have
+     * opened the new object and locked it.) */
+    abandoned = 1;
   if (!abandoned && atomic_load(&w->state) == MX_NOTRECOVERABLE) {
     ReleaseMutex(h);
     return mx_not_recoverable();

@@ -41,6 +41,7 @@ struct ferry_channel {
   uint64_t seq;     /* broadcast: number of the next message */
   uint64_t oldest;  /* broadcast overrun: our copy of h->oldest */
   uint64_t sent;    /* messages sent through this handle */
+  uint64_t last_end; /* position after the last message committed */
   int reserved;     /* a reserve is open */
   uint64_t res_pos; /* position of the reserved record */
   uint64_t res_end; /* position after it */
@@ -562,6 +563,29 @@ int ferry_channel_close(ferry_channel *ch) {
 /* ---------------------------------------------------------------------- */
 /* Sending                                                                */
 
+/* Broadcast sender: the slowest active subscriber's cursor (our tail when
+ * there is none) into *MIN. */
+static int bc_min_cursor(ferry_channel *ch, uint64_t *min) {
+  uint64_t t = ch->tail;
+  uint32_t i;
+  *min = t;
+  /* Pairs with the fence of a joining subscriber (see its open). */
+  atomic_thread_fence(memory_order_seq_cst);
+  for (i = 0; i < ch->max_peers; i++) {
+    struct ferry_chan_peer *p = &ch->peers[i];
+    uint64_t c;
+    if (ferry__load_acquire(&p->state) != FERRY_PEER_ACTIVE ||
+        p->role != FERRY_RECEIVER)
+      continue;
+    c = ferry__load_acquire(&p->cursor);
+    if (c > t || t - c > ch->cap)
+      return FERRY_ECORRUPT;
+    if (c < *min)
+      *min = c;
+  }
+  return 0;
+}
+
 /* Single producer: the limit below which we may write. FERRY_EAGAIN if it
  * did not move far enough for END. */
 static int sp_refresh_limit(ferry_channel *ch, uint64_t end) {
@@ -574,22 +598,10 @@ static int sp_refresh_limit(ferry_channel *ch, uint64_t end) {
   } else if (ch->flags & FERRY_CHANNEL_OVERRUN) {
     ch->limit = UINT64_MAX;
   } else {
-    uint64_t min = t;
-    uint32_t i;
-    /* Pairs with the fence of a joining subscriber (see its open). */
-    atomic_thread_fence(memory_order_seq_cst);
-    for (i = 0; i < ch->max_peers; i++) {
-      struct ferry_chan_peer *p = &ch->peers[i];
-      uint64_t c;
-      if (ferry__load_acquire(&p->state) != FERRY_PEER_ACTIVE ||
-          p->role != FERRY_RECEIVER)
-        continue;
-      c = ferry__load_acquire(&p->cursor);
-      if (c > t || t - c > ch->cap)
-        return FERRY_ECORRUPT;
-      if (c < min)
-        min = c;
-    }
+    uint64_t min;
+    int rc = bc_min_cursor(ch, &min);
+    if (rc != 0)
+      return rc;
     ch->limit = min + ch->cap;
   }
   return end <= ch->limit ? 0 : FERRY_EAGAIN;
@@ -865,6 +877,7 @@ int ferry_channel_commit(ferry_channel *ch, size_t len) {
     }
   }
   ch->reserved = 0;
+  ch->last_end = end;
   ch->sent++;
   ferry__store_relaxed(&ch->me->msgs, ch->sent);
   ferry__waitq_wake(&ch->h->rx, &ch->wp_rx);
@@ -1371,5 +1384,34 @@ int ferry_channel_get_info(const ferry_channel *ch, ferry_channel_info *info,
   }
   memcpy(info, i, info_size < sizeof *i ? info_size : sizeof *i);
   free(i);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* For pools (src/pool.c)                                                 */
+
+uint64_t ferry__channel_sent_end(const ferry_channel *ch) {
+  return ch->last_end;
+}
+
+int ferry__channel_consumed(ferry_channel *ch, int check_peers,
+                            uint64_t *pos) {
+  uint64_t hd;
+  if (ch->role != FERRY_SENDER)
+    return FERRY_EINVAL;
+  if (ch->kind != FERRY_CHANNEL_BROADCAST) {
+    hd = ferry__load_acquire(&ch->h->head);
+    if (hd > ch->tail && ch->kind == FERRY_CHANNEL_SPSC)
+      return FERRY_ECORRUPT;
+    *pos = hd;
+    return 0;
+  }
+  if (check_peers)
+    bc_evict_dead(ch); /* a dead subscriber will never consume */
+  if (bc_min_cursor(ch, &hd) != 0)
+    return FERRY_ECORRUPT;
+  /* Overrun: what lies before the oldest intact record is gone. */
+  *pos = (ch->flags & FERRY_CHANNEL_OVERRUN) && ch->oldest > hd ? ch->oldest
+                                                                 : hd;
   return 0;
 }

@@ -477,20 +477,20 @@ FERRY_API const ferry_segment *ferry_channel_segment(const ferry_channel *ch);
  */
 typedef struct ferry_pool ferry_pool;
 
-#define FERRY_POOL_PEERS_MAX 40        /* processes attached at once */
+#define FERRY_POOL_PEERS_MAX 40          /* processes attached at once */
 #define FERRY_POOL_BLOCKS_MAX (1u << 24) /* blocks in a pool */
 
 typedef struct ferry_pool_opts {
-  uint32_t struct_size; /* sizeof(ferry_pool_opts): FERRY_POOL_OPTS_INIT */
-  uint32_t block_count; /* create: number of blocks (required) */
-  uint64_t block_size;  /* create: bytes per block (required) */
-  uint32_t max_peers;   /* create: attached processes at most; 0 = 16,
-                           at most FERRY_POOL_PEERS_MAX */
-  uint32_t mode;        /* create: permissions; 0 = 0600 */
-  uint32_t seg_flags;   /* FERRY_SEG_PREFAULT (fault every block in at
-                           create/open), _MLOCK, _HUGEPAGES(_TRY) */
-  uint32_t reserved;    /* 0 */
-  int64_t spin_ns;      /* as ferry_channel_opts.spin_ns */
+  uint32_t struct_size;    /* sizeof(ferry_pool_opts): FERRY_POOL_OPTS_INIT */
+  uint32_t block_count;    /* create: number of blocks (required) */
+  uint64_t block_size;     /* create: bytes per block (required) */
+  uint32_t max_peers;      /* create: attached processes at most; 0 = 16,
+                              at most FERRY_POOL_PEERS_MAX */
+  uint32_t mode;           /* create: permissions; 0 = 0600 */
+  uint32_t seg_flags;      /* FERRY_SEG_PREFAULT (fault every block in at
+                              create/open), _MLOCK, _HUGEPAGES(_TRY) */
+  uint32_t reserved;       /* 0 */
+  int64_t spin_ns;         /* as ferry_channel_opts.spin_ns */
   int64_t open_timeout_ms; /* as ferry_segment_opts.timeout_ms */
   /* How often an allocator that finds no free block looks for dead peers
    * whose blocks it can reclaim (a /proc read per peer): 0 = 10 ms,
@@ -535,8 +535,8 @@ FERRY_API int ferry_pool_close(ferry_pool *pool);
  * (FERRY_EAGAIN when no block is free); otherwise waits at most that long
  * (FERRY_ETIMEDOUT) for a block to be released or reclaimed from a dead
  * peer. */
-FERRY_API int ferry_pool_alloc(ferry_pool *pool, uint64_t *handle,
-                               void **data, int64_t timeout_ns);
+FERRY_API int ferry_pool_alloc(ferry_pool *pool, uint64_t *handle, void **data,
+                               int64_t timeout_ns);
 
 /* Adds a reference for this process to the live block HANDLE and sets
  * *DATA (may be NULL) to its bytes. For a handle received by other means
@@ -560,7 +560,11 @@ FERRY_API int ferry_pool_release(ferry_pool *pool, uint64_t handle);
  * message through channel CH (opened as a sender), and hands the caller's
  * reference to the message: the pool releases it once every receiver of CH
  * has consumed the message (checked by later calls on this pool handle:
- * alloc, send, ferry_pool_reclaim). Send to several channels: take an extra
+ * alloc, send, flush, ferry_pool_reclaim). Exception: on a broadcast
+ * channel with FERRY_CHANNEL_OVERRUN the sender never waits for a slow
+ * subscriber, so an alloc that finds no free block lets go of the oldest
+ * such references first (a subscriber that reaches their messages gets
+ * FERRY_EOVERRUN). Send to several channels: take an extra
  * reference first, one per send. On error the caller still holds its
  * reference. Errors: FERRY_ECORRUPT (HANDLE not held), and those of
  * ferry_channel_reserve. CH must stay open while the pool tracks messages
@@ -579,11 +583,19 @@ FERRY_API int ferry_pool_send(ferry_pool *pool, ferry_channel *ch,
  * (not a pool message, a garbage handle, or a block reclaimed because its
  * sender died): the message is consumed, and the next call goes on;
  * FERRY_EOVERRUN (broadcast with overrun) when the message was overwritten
- * while being read: it counts as lost, nothing is held. */
+ * while being read, or its block was let go by the sender (see
+ * ferry_pool_send): the message is lost, nothing is held. */
 FERRY_API int ferry_pool_recv(ferry_pool *pool, ferry_channel *ch,
                               uint64_t *handle, void **data, void *meta,
                               size_t meta_cap, size_t *meta_len,
                               int64_t timeout_ns);
+
+/* Waits until every message sent with ferry_pool_send through this handle
+ * has been consumed by every receiver (and the references kept for them
+ * released): call it before closing a sender that should not cut its last
+ * messages short. TIMEOUT_NS 0 checks once (FERRY_EAGAIN), else
+ * FERRY_ETIMEDOUT. */
+FERRY_API int ferry_pool_flush(ferry_pool *pool, int64_t timeout_ns);
 
 /* Releases the references this pool handle keeps for messages sent through
  * CH that are not consumed yet (their receivers then get FERRY_ECORRUPT if
@@ -603,8 +615,8 @@ FERRY_API uint32_t ferry_pool_block_count(const ferry_pool *pool);
 FERRY_API const ferry_segment *ferry_pool_segment(const ferry_pool *pool);
 
 typedef struct ferry_pool_peer {
-  uint32_t slot;   /* peer slot: bit SLOT of ferry_pool_block.holders */
-  uint32_t state;  /* 1 attaching, 2 attached, 3 being retired (dead) */
+  uint32_t slot;  /* peer slot: bit SLOT of ferry_pool_block.holders */
+  uint32_t state; /* 1 attaching, 2 attached, 3 being retired (dead) */
   uint64_t pid;
   int32_t alive;   /* 1, 0, or -1 when the OS will not tell */
   uint32_t held;   /* blocks it holds */
@@ -616,12 +628,12 @@ typedef struct ferry_pool_info {
   uint64_t block_stride; /* bytes from one block to the next */
   uint32_t block_count;
   uint32_t max_peers;
-  uint32_t free;       /* blocks nobody holds */
-  uint32_t used;       /* blocks someone holds */
-  uint64_t allocs;     /* allocations, attached and departed peers */
-  uint64_t reclaimed;  /* references reclaimed from dead peers */
-  uint64_t retired;    /* dead peers whose slots were freed */
-  uint32_t npeers;     /* entries filled in peers[] */
+  uint32_t free;      /* blocks nobody holds */
+  uint32_t used;      /* blocks someone holds */
+  uint64_t allocs;    /* allocations, attached and departed peers */
+  uint64_t reclaimed; /* references reclaimed from dead peers */
+  uint64_t retired;   /* dead peers whose slots were freed */
+  uint32_t npeers;    /* entries filled in peers[] */
   ferry_pool_peer peers[FERRY_POOL_PEERS_MAX];
 } ferry_pool_info;
 
@@ -639,8 +651,7 @@ typedef struct ferry_pool_block {
 /* Fills BLOCK (BLOCK_SIZE = sizeof *BLOCK) with a snapshot of block INDEX
  * (FERRY_EINVAL when INDEX >= block_count). */
 FERRY_API int ferry_pool_block_info(const ferry_pool *pool, uint32_t index,
-                                    ferry_pool_block *block,
-                                    size_t block_size);
+                                    ferry_pool_block *block, size_t block_size);
 
 /* ------------------------------------------------------------------------ */
 /* Robust mutex                                                             */

@@ -36,15 +36,15 @@ struct ferry_channel {
   ferry_os_waitpoint wp_rx, wp_tx;
 
   /* sender */
-  uint64_t tail;    /* single producer: our tail (published copy in h->tail) */
-  uint64_t limit;   /* we may write below this position without checking */
-  uint64_t seq;     /* broadcast: number of the next message */
-  uint64_t oldest;  /* broadcast overrun: our copy of h->oldest */
-  uint64_t sent;    /* messages sent through this handle */
+  uint64_t tail;     /* single producer: our tail (published copy in h->tail) */
+  uint64_t limit;    /* we may write below this position without checking */
+  uint64_t seq;      /* broadcast: number of the next message */
+  uint64_t oldest;   /* broadcast overrun: our copy of h->oldest */
+  uint64_t sent;     /* messages sent through this handle */
   uint64_t last_end; /* position after the last message committed */
-  int reserved;     /* a reserve is open */
-  uint64_t res_pos; /* position of the reserved record */
-  uint64_t res_end; /* position after it */
+  int reserved;      /* a reserve is open */
+  uint64_t res_pos;  /* position of the reserved record */
+  uint64_t res_end;  /* position after it */
   uint64_t res_start; /* position where the claim began (before padding) */
   size_t res_len;     /* bytes reserved for the message */
 
@@ -1394,8 +1394,11 @@ uint64_t ferry__channel_sent_end(const ferry_channel *ch) {
   return ch->last_end;
 }
 
-int ferry__channel_consumed(ferry_channel *ch, int check_peers,
-                            uint64_t *pos) {
+int ferry__channel_overrun(const ferry_channel *ch) {
+  return (ch->flags & FERRY_CHANNEL_OVERRUN) != 0;
+}
+
+int ferry__channel_consumed(ferry_channel *ch, int check_peers, uint64_t *pos) {
   uint64_t hd;
   if (ch->role != FERRY_SENDER)
     return FERRY_EINVAL;
@@ -1411,7 +1414,7 @@ int ferry__channel_consumed(ferry_channel *ch, int check_peers,
   if (bc_min_cursor(ch, &hd) != 0)
     return FERRY_ECORRUPT;
   /* Overrun: what lies before the oldest intact record is gone. */
-  *pos = (ch->flags & FERRY_CHANNEL_OVERRUN) && ch->oldest > hd ? ch->oldest
-                                                                 : hd;
+  *pos =
+      (ch->flags & FERRY_CHANNEL_OVERRUN) && ch->oldest > hd ? ch->oldest : hd;
   return 0;
 }

@@ -168,6 +168,9 @@ uint32_t ferry__chan_crc(const struct ferry_chan_hdr *h);
 /* For pools. The position after the last message CH (a sender) committed. */
 uint64_t ferry__channel_sent_end(const ferry_channel *ch);
 
+/* For pools: 1 for a broadcast channel with FERRY_CHANNEL_OVERRUN. */
+int ferry__channel_overrun(const ferry_channel *ch);
+
 /* For pools: into *POS, how far every receiver of CH (a sender's handle)
  * has consumed: the receiver's head (SPSC, MPSC), or the slowest active
  * subscriber's cursor (broadcast; the tail when there is none; with overrun

@@ -48,8 +48,8 @@ struct ferry_pool {
   uint64_t block_size, stride;
   uint32_t count, max_peers, tag, my_index;
   uint64_t my_bit;
-  uint32_t *local;  /* our references per block */
-  uint64_t allocs;  /* allocations through this handle */
+  uint32_t *local; /* our references per block */
+  uint64_t allocs; /* allocations through this handle */
   int64_t spin_ns;
   int64_t liveness_ns;
   int64_t next_sweep; /* when an allocator may look for dead peers again */
@@ -86,7 +86,8 @@ int ferry__pool_validate(const struct ferry_pool_hdr *h, uint64_t data_size) {
                       (unsigned)h->block_count);
   if (h->block_size < 1 || h->block_size > FERRY_POOL_BYTES_MAX ||
       h->block_stride != ferry__pool_stride(h->block_size))
-    return ferry__err(FERRY_EBADHDR, "pool block size %llu / stride %llu is "
+    return ferry__err(FERRY_EBADHDR,
+                      "pool block size %llu / stride %llu is "
                       "invalid",
                       (unsigned long long)h->block_size,
                       (unsigned long long)h->block_stride);
@@ -236,7 +237,7 @@ static int sweep_dead(ferry_pool *p) {
       break;
     case FERRY_PEER_RETIRING:
       if ((st >> 8) == 0)
-        continue; /* its last sweeper is freeing it */
+        continue;                   /* its last sweeper is freeing it */
       to = st + FERRY_POOL_SWEEPER; /* join: its sweeper may have died */
       break;
     default:
@@ -286,8 +287,8 @@ static inline void *block_ptr(const ferry_pool *p, uint32_t index) {
 /* The handle was not valid: the code, and a detail message saying why. */
 static int bad_handle(const ferry_pool *p, uint64_t handle, const char *why) {
   return ferry__err(FERRY_ECORRUPT, "%s: handle 0x%016llx %s",
-                    ferry__segment_os_name(p->seg),
-                    (unsigned long long)handle, why);
+                    ferry__segment_os_name(p->seg), (unsigned long long)handle,
+                    why);
 }
 
 /* Adds a reference of ours to block INDEX at generation GEN. */
@@ -303,14 +304,13 @@ static int ref_take(ferry_pool *p, uint64_t handle, uint32_t index,
     return 0;
   }
   for (;;) {
-    if (ferry__pool_word_gen(w) != gen)
-      return bad_handle(p, handle, "is stale (the block was reallocated)");
     if ((w & FERRY_POOL_MASK) == 0)
       return bad_handle(p, handle, "names a free block");
-    if (atomic_compare_exchange_weak_explicit(&p->words[index], &w,
-                                              w | p->my_bit,
-                                              memory_order_acq_rel,
-                                              memory_order_acquire))
+    if (ferry__pool_word_gen(w) != gen)
+      return bad_handle(p, handle, "is stale (the block was reallocated)");
+    if (atomic_compare_exchange_weak_explicit(
+            &p->words[index], &w, w | p->my_bit, memory_order_acq_rel,
+            memory_order_acquire))
       break;
   }
   p->local[index] = 1;
@@ -323,10 +323,9 @@ static void ref_drop(ferry_pool *p, uint32_t index) {
   if (--p->local[index] > 0)
     return;
   w = ferry__load_relaxed(&p->words[index]);
-  while (!atomic_compare_exchange_weak_explicit(&p->words[index], &w,
-                                                w & ~p->my_bit,
-                                                memory_order_acq_rel,
-                                                memory_order_relaxed)) {
+  while (!atomic_compare_exchange_weak_explicit(
+      &p->words[index], &w, w & ~p->my_bit, memory_order_acq_rel,
+      memory_order_relaxed)) {
   }
   /* Wake allocators whether or not the block is free now: one may be
    * waiting for the receivers of its messages to let go. */
@@ -383,10 +382,10 @@ static int opts_load(const ferry_pool_opts *in, ferry_pool_opts *o) {
     return ferry__err(FERRY_EINVAL, "block_count %u exceeds the maximum %u",
                       (unsigned)o->block_count, FERRY_POOL_BLOCKS_MAX);
   if (o->block_size > FERRY_POOL_BYTES_MAX ||
-      (o->block_count &&
-       ferry__pool_stride(o->block_size) * o->block_count >
-           FERRY_POOL_BYTES_MAX))
-    return ferry__err(FERRY_EINVAL, "a pool of %u blocks of %llu bytes is "
+      (o->block_count && ferry__pool_stride(o->block_size) * o->block_count >
+                             FERRY_POOL_BYTES_MAX))
+    return ferry__err(FERRY_EINVAL,
+                      "a pool of %u blocks of %llu bytes is "
                       "too large",
                       (unsigned)o->block_count,
                       (unsigned long long)o->block_size);
@@ -422,13 +421,13 @@ static int pool_setup(ferry_pool *p, const ferry_pool_opts *o, int observe,
   if (!ferry__segment_created(p->seg) &&
       ((o->block_size && o->block_size != copy.block_size) ||
        (o->block_count && o->block_count != copy.block_count))) {
-    rc = ferry__err(FERRY_EINVAL,
-                    "%s exists as a pool of %u blocks of %llu bytes; asked "
-                    "for %u of %llu",
-                    ferry__segment_os_name(p->seg), (unsigned)copy.block_count,
-                    (unsigned long long)copy.block_size,
-                    (unsigned)o->block_count,
-                    (unsigned long long)o->block_size);
+    rc =
+        ferry__err(FERRY_EINVAL,
+                   "%s exists as a pool of %u blocks of %llu bytes; asked "
+                   "for %u of %llu",
+                   ferry__segment_os_name(p->seg), (unsigned)copy.block_count,
+                   (unsigned long long)copy.block_size,
+                   (unsigned)o->block_count, (unsigned long long)o->block_size);
     goto fail;
   }
   p->block_size = copy.block_size;
@@ -644,6 +643,29 @@ static int64_t alloc_try(ferry_pool *p) {
   return -1;
 }
 
+/* Broadcast with overrun never makes its sender wait for a slow
+ * subscriber, and neither may the pool: with no block free, let go of the
+ * oldest blocks kept for unconsumed messages on overrun channels until one
+ * is free. A subscriber that reaches such a message gets FERRY_EOVERRUN. */
+static int64_t alloc_steal(ferry_pool *p) {
+  size_t i = 0;
+  while (i < p->npend) {
+    int64_t b;
+    if (!ferry__channel_overrun(p->pend[i].ch)) {
+      i++;
+      continue;
+    }
+    ref_drop(p, p->pend[i].index);
+    memmove(&p->pend[i], &p->pend[i + 1],
+            (p->npend - i - 1) * sizeof p->pend[0]);
+    p->npend--;
+    b = alloc_try(p);
+    if (b >= 0)
+      return b;
+  }
+  return -1;
+}
+
 struct alloc_wait {
   ferry_pool *p;
   int64_t index;
@@ -680,12 +702,14 @@ int ferry_pool_alloc(ferry_pool *p, uint64_t *handle, void **data,
     reap(p, 0);
   w.p = p;
   w.index = alloc_try(p);
+  if (w.index < 0 && p->npend)
+    w.index = alloc_steal(p);
   if (w.index < 0) {
-    int rc = ferry__wait(&p->h->wq, &p->wp, alloc_ready, &w,
-                         timeout_ns > FERRY_POOL_TIMEOUT_MAX
-                             ? FERRY_POOL_TIMEOUT_MAX
-                             : timeout_ns,
-                         p->spin_ns);
+    int rc =
+        ferry__wait(&p->h->wq, &p->wp, alloc_ready, &w,
+                    timeout_ns > FERRY_POOL_TIMEOUT_MAX ? FERRY_POOL_TIMEOUT_MAX
+                                                        : timeout_ns,
+                    p->spin_ns);
     if (rc != 0)
       return rc == FERRY_ETIMEDOUT && timeout_ns == 0 ? FERRY_EAGAIN : rc;
   }
@@ -786,7 +810,7 @@ int ferry_pool_recv(ferry_pool *p, ferry_channel *ch, uint64_t *handle,
   ferry_msg m;
   uint64_t hv = 0;
   uint32_t index = 0, gen;
-  int rc, took, rel;
+  int rc, took, rel, stale = 0;
   if (!p || !p->me || !ch || !handle || (meta_cap && !meta))
     return FERRY_EINVAL;
   rc = ferry_channel_peek(ch, &m, 1, timeout_ns);
@@ -799,8 +823,12 @@ int ferry_pool_recv(ferry_pool *p, ferry_channel *ch, uint64_t *handle,
   } else {
     memcpy(&hv, m.data, 8);
     rc = ferry__pool_handle_parse(hv, p->tag, p->count, &index, &gen);
-    rc = rc != 0 ? bad_handle(p, hv, "does not name a block of this pool")
-                 : ref_take(p, hv, index, gen);
+    if (rc != 0) {
+      rc = bad_handle(p, hv, "does not name a block of this pool");
+    } else {
+      rc = ref_take(p, hv, index, gen);
+      stale = rc != 0; /* a block of this pool, freed or reused since */
+    }
     if (rc == 0) {
       size_t n = m.len - 8 < meta_cap ? m.len - 8 : meta_cap;
       if (n)
@@ -820,11 +848,33 @@ int ferry_pool_recv(ferry_pool *p, ferry_channel *ch, uint64_t *handle,
     return rel;
   }
   if (!took)
-    return rc;
+    return rc == FERRY_ECORRUPT && m.len >= 8 && ferry__channel_overrun(ch) &&
+                   stale
+               ? FERRY_EOVERRUN /* its sender let go: see alloc_steal */
+               : rc;
   *handle = hv;
   if (data)
     *data = block_ptr(p, index);
   return 0;
+}
+
+static int flush_ready(void *ctx) {
+  ferry_pool *p = (ferry_pool *)ctx;
+  reap(p, 0);
+  return p->npend == 0;
+}
+
+int ferry_pool_flush(ferry_pool *p, int64_t timeout_ns) {
+  int rc;
+  if (!p || timeout_ns < 0)
+    return FERRY_EINVAL;
+  if (p->npend == 0)
+    return 0;
+  rc = ferry__wait(&p->h->wq, &p->wp, flush_ready, p,
+                   timeout_ns > FERRY_POOL_TIMEOUT_MAX ? FERRY_POOL_TIMEOUT_MAX
+                                                       : timeout_ns,
+                   p->spin_ns);
+  return rc == FERRY_ETIMEDOUT && timeout_ns == 0 ? FERRY_EAGAIN : rc;
 }
 
 int ferry_pool_forget(ferry_pool *p, ferry_channel *ch) {

@@ -41,7 +41,8 @@
 #define FERRY_POOL_VERSION 1u
 #define FERRY_POOL_HDR_SIZE 256u
 #define FERRY_POOL_PEER_SIZE 64u
-#define FERRY_POOL_BLOCK_ALIGN 4096u /* blocks of 4 KiB or more: page-aligned */
+#define FERRY_POOL_BLOCK_ALIGN 4096u /* blocks of 4 KiB or more: page-aligned  \
+                                      */
 #define FERRY_POOL_SMALL_ALIGN 64u   /* smaller blocks: cache-line aligned */
 #define FERRY_POOL_PEERS_DEFAULT 16u
 /* The largest pool, in bytes of blocks: far beyond any real use, small
@@ -86,17 +87,17 @@ struct ferry_pool_hdr {
   uint32_t reserved0;     /*  56 0 */
   uint32_t crc;           /*  60 CRC-32C of bytes 0..63, this field as 0 */
   /* line 1: totals */
-  _Atomic uint32_t next;        /*  64 allocation hint: where to look first */
-  uint32_t reserved1a;          /*  68 */
-  _Atomic uint64_t allocs;      /*  72 allocations by departed peers */
-  _Atomic uint64_t reclaimed;   /*  80 references dropped for dead peers */
-  _Atomic uint64_t retired;     /*  88 dead peers whose slots were freed */
-  uint8_t reserved1[32];        /*  96 */
+  _Atomic uint32_t next;      /*  64 allocation hint: where to look first */
+  uint32_t reserved1a;        /*  68 */
+  _Atomic uint64_t allocs;    /*  72 allocations by departed peers */
+  _Atomic uint64_t reclaimed; /*  80 references dropped for dead peers */
+  _Atomic uint64_t retired;   /*  88 dead peers whose slots were freed */
+  uint8_t reserved1[32];      /*  96 */
   /* line 2: allocators wait here for a free block */
-  struct ferry__waitq wq;       /* 128 */
-  uint8_t reserved2[56];        /* 136 */
-  uint8_t reserved3[64];        /* 192 */
-};                              /* 256 */
+  struct ferry__waitq wq; /* 128 */
+  uint8_t reserved2[56];  /* 136 */
+  uint8_t reserved3[64];  /* 192 */
+};                        /* 256 */
 
 /* Peer slot state word: FERRY_PEER_* (src/channel.h) in bits 0..7; while
  * RETIRING, bits 8..31 count the processes sweeping the slot's references. */

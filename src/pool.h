@@ -41,9 +41,10 @@
 #define FERRY_POOL_VERSION 1u
 #define FERRY_POOL_HDR_SIZE 256u
 #define FERRY_POOL_PEER_SIZE 64u
-#define FERRY_POOL_BLOCK_ALIGN 4096u /* blocks of 4 KiB or more: page-aligned  \
-                                      */
-#define FERRY_POOL_SMALL_ALIGN 64u   /* smaller blocks: cache-line aligned */
+#define FERRY_POOL_BLOCK_ALIGN                                                 \
+  4096u                            /* blocks of 4 KiB or more: page-aligned    \
+                                    */
+#define FERRY_POOL_SMALL_ALIGN 64u /* smaller blocks: cache-line aligned */
 #define FERRY_POOL_PEERS_DEFAULT 16u
 /* The largest pool, in bytes of blocks: far beyond any real use, small
  * enough that offsets never overflow. */

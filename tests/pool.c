@@ -13,10 +13,21 @@
 #include "test.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
 #include "pool.h"
+
+#ifndef FERRY_CLI_PATH
+#error "FERRY_CLI_PATH must name the ferry binary (tests/CMakeLists.txt)"
+#endif
+
+#if defined(__GNUC__)
+#define FERRY_TEST_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define FERRY_TEST_PRINTF(f, a)
+#endif
 
 #define SEC INT64_C(1000000000)
 #define MS INT64_C(1000000)
@@ -925,6 +936,77 @@ static void test_dead_sender(void) {
   ASSERT_OK(ferry_segment_unlink(cl, 0));
 }
 
+/* ---- the CLI ---- */
+
+static char out[65536], err[8192];
+
+static int cli(const char *fmt, ...) FERRY_TEST_PRINTF(1, 2);
+static int cli(const char *fmt, ...) {
+  char args[1024], cmd[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  snprintf(cmd, sizeof cmd, "exec '%s' %s", FERRY_CLI_PATH, args);
+  return test_run(cmd, out, sizeof out, err, sizeof err,
+                  test_timeout_ms(60000));
+}
+
+/* ferry create --pool, info (blocks in use, who holds them, alive or
+ * dead), ls, gc and rm. */
+static void test_cli(void) {
+  char pn[64], cl[64], line[128];
+  const char *args[4];
+  ferry_segment *cs;
+  struct ctl *c;
+  long pid;
+  test_name(pn, sizeof pn, "cli");
+  ASSERT_EQ(cli("create %s --pool --block-size 64K --blocks 8", pn), 0);
+  ASSERT_EQ(cli("create %s --pool --block-size 64K", pn), 2);
+  ASSERT_CONTAINS(err, "--blocks");
+  ASSERT_EQ(
+      cli("create %s-x --pool --blocks 2 --block-size 1K --channel spsc", pn),
+      2);
+  ASSERT_EQ(cli("info %s", pn), 0);
+  ASSERT_CONTAINS(out, "payload:        pool");
+  ASSERT_CONTAINS(out, "8 blocks of 65536 bytes (64.0K)");
+  ASSERT_CONTAINS(out, "0 in use, 8 free");
+  c = ctl_open(test_name(cl, sizeof cl, "ctl"), &cs, 1);
+  args[0] = pn;
+  args[1] = "3";
+  args[2] = cl;
+  args[3] = NULL;
+  pid = test_spawn("holder", args);
+  await(&c->ready, 1, pid);
+  ASSERT_EQ(cli("info %s", pn), 0);
+  ASSERT_CONTAINS(out, "3 in use, 5 free");
+  snprintf(line, sizeof line, "pid %ld (alive)", pid);
+  ASSERT_CONTAINS(out, line);
+  ASSERT_CONTAINS(out, "blocks in use:");
+  ASSERT_EQ(cli("info %s --json", pn), 0);
+  ASSERT_CONTAINS(out, "\"pool\":{\"block_size\":65536");
+  ASSERT_CONTAINS(out, "\"used\":3");
+  snprintf(line, sizeof line, "\"pid\":%ld,\"alive\":true", pid);
+  ASSERT_CONTAINS(out, line);
+  ASSERT_EQ(cli("gc --dry-run %s", pn), 0);
+  ASSERT_CONTAINS(out, "live");
+  kill_and_reap(pid);
+  ASSERT_EQ(cli("info %s", pn), 0);
+  snprintf(line, sizeof line, "pid %ld (dead)", pid);
+  ASSERT_CONTAINS(out, line);
+  ASSERT_EQ(cli("ls"), 0);
+  ASSERT_CONTAINS(out, pn);
+  ASSERT_EQ(cli("gc %s", pn), 0);
+  ASSERT_CONTAINS(out, "removed");
+  ASSERT_EQ(cli("info %s", pn), 1);
+  ASSERT_CONTAINS(err, "FERRY_ENOENT");
+  /* rm removes a pool too */
+  ASSERT_EQ(cli("create %s --pool --block-size 100 --blocks 2", pn), 0);
+  ASSERT_EQ(cli("rm %s", pn), 0);
+  ASSERT_OK(ferry_segment_close(cs));
+  ASSERT_OK(ferry_segment_unlink(cl, 0));
+}
+
 static const struct test_case tests[] = {
     {"alloc_release", test_alloc_release},
     {"small_blocks_and_refs", test_small_blocks_and_refs},
@@ -940,6 +1022,7 @@ static const struct test_case tests[] = {
     {"dead_holder_reclaimed", test_dead_holder_reclaimed},
     {"dead_receiver_redelivery", test_dead_receiver_redelivery},
     {"dead_sender", test_dead_sender},
+    {"cli", test_cli},
     {NULL, NULL}};
 
 static const struct test_role roles[] = {{"receiver", role_receiver},

@@ -27,6 +27,14 @@
  *              stream_zc  64 B send; peek up to 256, read them, release
  *   ring       rtt_busy, stream   a minimal hand-written SPSC ring (below),
  *                         used exactly like ferry
+ *   pool       rtt_busy, rtt_block  the zero-copy hand-off of a 3 MiB frame
+ *                         through a pool (ferry_pool_*), measured like the
+ *                         64 B ferry round trips it is compared with: main
+ *                         allocates a block, writes a header word into it
+ *                         and sends its handle (ferry_pool_send); the
+ *                         helper takes it (ferry_pool_recv), reads the
+ *                         word, answers with a 64 B message and releases
+ *                         the block
  *   cost       (table only) each side's time per 64-byte message while the
  *              other side waits, for the ring and for ferry
  *
@@ -87,6 +95,7 @@
 #define TIMEOUT_NS (INT64_C(1000000000) * TIMEOUT_S)
 #define HELPER_IDLE_S 300 /* a helper without commands gives up */
 #define ROUNDS_MAX 16
+#define POOL_BLOCKS 8 /* blocks of BIG bytes in the round-trip pool */
 
 #if defined(__GNUC__)
 #define NOINLINE __attribute__((noinline))
@@ -375,7 +384,8 @@ enum op {
   OP_RING_RTT,
   OP_FERRY_COST, /* one side at a time: batches of ctl.batch messages */
   OP_FERRY_COST_ZC,
-  OP_RING_COST
+  OP_RING_COST,
+  OP_POOL_RTT /* spin_ns says busy (timeout 0) or blocking */
 };
 
 /* Ops that go through pipes or sockets (bounded by watchdog()). */
@@ -386,7 +396,7 @@ static int uses_fds(uint32_t op) {
 
 /* Ops whose helper side says ready itself, after its set-up. */
 static int op_has_setup(uint32_t op) {
-  return op == OP_FERRY_RTT || op == OP_FERRY_STREAM ||
+  return op == OP_FERRY_RTT || op == OP_POOL_RTT || op == OP_FERRY_STREAM ||
          op == OP_FERRY_STREAM_ZC || op == OP_FERRY_BIG ||
          op == OP_FERRY_COST || op == OP_FERRY_COST_ZC || op == OP_RING_COST;
 }
@@ -581,6 +591,32 @@ static int chan_open(ferry_channel **ch, uint32_t k, unsigned role, int create,
   return 0;
 }
 
+/* Opens the pool of channel pair K (BIG-byte blocks); main creates it. */
+static int pool_open(ferry_pool **p, uint32_t k, int create, int64_t spin_ns) {
+  ferry_pool_opts o = FERRY_POOL_OPTS_INIT;
+  char name[64];
+  int rc;
+  snprintf(name, sizeof name, "%s-p%u", g_base, (unsigned)k);
+  o.block_size = BIG;
+  o.block_count = POOL_BLOCKS;
+  o.max_peers = 2;
+  o.seg_flags = FERRY_SEG_PREFAULT;
+  o.spin_ns = spin_ns;
+  o.open_timeout_ms = TIMEOUT_S * 1000;
+  rc = ferry_pool_open(p, name, create ? FERRY_CREATE | FERRY_EXCL : 0, &o);
+  if (rc != 0) {
+    *p = NULL;
+    return fail_ferry(create ? "create pool" : "open pool", name, rc);
+  }
+  return 0;
+}
+
+static void pool_unlink(uint32_t k) {
+  char name[64];
+  snprintf(name, sizeof name, "%s-p%u", g_base, (unsigned)k);
+  ferry_segment_unlink(name, 0);
+}
+
 /* ---------------------------------------------------------------------- */
 /* The helper process                                                     */
 
@@ -687,6 +723,62 @@ static int h_ferry_rtt(struct helper *h, uint64_t n) {
 out:
   ferry_channel_close(rx);
   ferry_channel_close(tx);
+  return rc;
+}
+
+/* OP_POOL_RTT: take each block whose handle arrives, read its header word,
+ * answer with a 64 B message, release the block. */
+static int h_pool_rtt(struct helper *h, uint64_t n) {
+  ferry_channel *rx = NULL, *tx = NULL;
+  ferry_pool *pool = NULL;
+  _Alignas(64) unsigned char buf[MSG];
+  int64_t t = h->ctl->busy ? 0 : TIMEOUT_NS;
+  uint64_t i;
+  int rc = -1;
+  if (pool_open(&pool, h->ctl->chan, 0, h->ctl->spin_ns) ||
+      chan_open(&rx, h->ctl->chan, FERRY_RECEIVER, 0, 0, h->ctl->spin_ns) ||
+      chan_open(&tx, h->ctl->chan + 1, FERRY_SENDER, 0, 0, h->ctl->spin_ns))
+    goto out;
+  h_ready(h);
+  memset(buf, 0, sizeof buf);
+  for (i = 0; i < n; i++) {
+    struct spinner sp = {0, 0};
+    uint64_t blk;
+    void *d;
+    int r;
+    while ((r = ferry_pool_recv(pool, rx, &blk, &d, NULL, 0, NULL, t)) ==
+           FERRY_EAGAIN)
+      if (spin_tick(&sp)) {
+        r = FERRY_ETIMEDOUT;
+        break;
+      }
+    if (r != 0) {
+      fail_ferry("pool recv", NULL, r);
+      goto out;
+    }
+    memcpy(buf, d, 8); /* the header word, read in place */
+    sp.n = 0;
+    sp.deadline = 0;
+    while ((r = ferry_channel_send(tx, buf, MSG, t)) == FERRY_EAGAIN)
+      if (spin_tick(&sp)) {
+        r = FERRY_ETIMEDOUT;
+        break;
+      }
+    if (r != 0) {
+      fail_ferry("send pong", NULL, r);
+      goto out;
+    }
+    r = ferry_pool_release(pool, blk);
+    if (r != 0) {
+      fail_ferry("pool release", NULL, r);
+      goto out;
+    }
+  }
+  rc = 0;
+out:
+  ferry_channel_close(rx);
+  ferry_channel_close(tx);
+  ferry_pool_close(pool);
   return rc;
 }
 
@@ -947,6 +1039,9 @@ static int helper_main(const char *base, int cpu, int fds[3]) {
     case OP_FERRY_RTT:
       rc = h_ferry_rtt(&h, n);
       break;
+    case OP_POOL_RTT:
+      rc = h_pool_rtt(&h, n);
+      break;
     case OP_FERRY_STREAM:
     case OP_FERRY_STREAM_ZC:
     case OP_FERRY_BIG:
@@ -1005,6 +1100,8 @@ enum row {
   R_RING_BUSY,
   R_RING_STREAM,
   R_RING_BIG,
+  R_POOL_BUSY,
+  R_POOL_BLOCK,
   R_COUNT
 };
 
@@ -1020,6 +1117,7 @@ static const struct {
     {"ferry", "stream", MSG},   {"ferry", "stream_zc", MSG},
     {"ferry", "stream", BIG},   {"ring", "rtt_busy", MSG},
     {"ring", "stream", MSG},    {"ring", "stream", BIG},
+    {"pool", "rtt_busy", BIG},  {"pool", "rtt_block", BIG},
 };
 
 struct result {
@@ -1163,6 +1261,7 @@ static void chan_unlink(uint32_t k) {
 struct rtt {
   int wfd, rfd;
   ferry_channel *tx, *rx;
+  ferry_pool *pool;
   struct ring ping, pong;
   int busy;
   _Alignas(64) unsigned char buf[MSG];
@@ -1201,6 +1300,35 @@ static int rtt_ferry(struct rtt *c, uint64_t i) {
       return fail("send ping: no room within %d s", TIMEOUT_S);
   if (r != 0)
     return fail_ferry("send ping", NULL, r);
+  sp.n = 0;
+  sp.deadline = 0;
+  while ((r = ferry_channel_recv(c->rx, c->buf, MSG, &len, t)) == FERRY_EAGAIN)
+    if (spin_tick(&sp))
+      return fail("recv pong: nothing within %d s", TIMEOUT_S);
+  if (r != 0)
+    return fail_ferry("recv pong", NULL, r);
+  if (len != MSG)
+    return fail("pong of %zu bytes", len);
+  return check_seq(c->buf, i);
+}
+
+/* A 3 MiB frame handed over through the pool, and a 64 B answer. */
+static int rtt_pool(struct rtt *c, uint64_t i) {
+  int64_t t = c->busy ? 0 : TIMEOUT_NS;
+  struct spinner sp = {0, 0};
+  uint64_t blk;
+  size_t len;
+  void *d;
+  int r;
+  while ((r = ferry_pool_alloc(c->pool, &blk, &d, t)) == FERRY_EAGAIN)
+    if (spin_tick(&sp))
+      return fail("pool alloc: no block within %d s", TIMEOUT_S);
+  if (r != 0)
+    return fail_ferry("pool alloc", NULL, r);
+  memcpy(d, &i, 8); /* the frame's header word, written in place */
+  r = ferry_pool_send(c->pool, c->tx, blk, NULL, 0, TIMEOUT_NS);
+  if (r != 0)
+    return fail_ferry("pool send", NULL, r);
   sp.n = 0;
   sp.deadline = 0;
   while ((r = ferry_channel_recv(c->rx, c->buf, MSG, &len, t)) == FERRY_EAGAIN)
@@ -1257,12 +1385,13 @@ static int rtt_loop(rtt_fn fn, struct rtt *c, uint64_t warm, uint64_t n,
 /* One chunk of ROW's round trips: set-up, N / 10 to warm up, N measured
  * into OUT, tear-down. */
 static int rtt_chunk(int row, uint64_t n, double *out) {
-  uint32_t op = row == R_SPIN        ? OP_SPIN
-                : row == R_FUTEX     ? OP_FUTEX
-                : row == R_PIPE_RTT  ? OP_PIPE_RTT
-                : row == R_UNIX_RTT  ? OP_UNIX_RTT
-                : row == R_RING_BUSY ? OP_RING_RTT
-                                     : OP_FERRY_RTT;
+  uint32_t op = row == R_SPIN                               ? OP_SPIN
+                : row == R_FUTEX                            ? OP_FUTEX
+                : row == R_PIPE_RTT                         ? OP_PIPE_RTT
+                : row == R_UNIX_RTT                         ? OP_UNIX_RTT
+                : row == R_RING_BUSY                        ? OP_RING_RTT
+                : row == R_POOL_BUSY || row == R_POOL_BLOCK ? OP_POOL_RTT
+                                                            : OP_FERRY_RTT;
   uint64_t warm = n / 10;
   struct rtt c;
   int rc;
@@ -1271,25 +1400,32 @@ static int rtt_chunk(int row, uint64_t n, double *out) {
   atomic_store(&g.ctl->futex, 0);
   atomic_store(&g.ctl->futex_sleepers, 0);
   watchdog(uses_fds(op));
-  if (op == OP_FERRY_RTT) {
+  if (op == OP_FERRY_RTT || op == OP_POOL_RTT) {
     uint32_t k = g.next_chan;
-    int busy = row == R_FERRY_BUSY;
+    int busy = row == R_FERRY_BUSY || row == R_POOL_BUSY;
     int64_t spin = busy ? 0 : -1;
     g.next_chan += 2;
     c.busy = busy;
     rc = chan_open(&c.tx, k, FERRY_SENDER, 1, 0, spin);
     if (rc == 0)
       rc = chan_open(&c.rx, k + 1, FERRY_RECEIVER, 1, 0, spin);
+    if (rc == 0 && op == OP_POOL_RTT)
+      rc = pool_open(&c.pool, k, 1, spin);
     if (rc == 0)
       rc = cmd(op, warm + n, MSG, k, spin, busy);
     if (rc == 0)
-      rc = rtt_loop(rtt_ferry, &c, warm, n, out);
+      rc = rtt_loop(op == OP_POOL_RTT ? rtt_pool : rtt_ferry, &c, warm, n, out);
     if (rc == 0)
       rc = cmd_done();
+    if (c.pool)
+      ferry_pool_forget(c.pool, c.tx);
+    ferry_pool_close(c.pool);
     ferry_channel_close(c.tx);
     ferry_channel_close(c.rx);
     chan_unlink(k);
     chan_unlink(k + 1);
+    if (op == OP_POOL_RTT)
+      pool_unlink(k);
   } else {
     rtt_fn fn = op == OP_SPIN       ? rtt_spin
                 : op == OP_FUTEX    ? rtt_futex
@@ -1692,6 +1828,15 @@ static void ratio_text(int r, char *b, size_t cap) {
       snprintf(b, cap, "p50 %.2fx, p99 %.2fx spin", x->p50 / g.res[R_SPIN].p50,
                x->p99 / g.res[R_SPIN].p99);
     break;
+  case R_POOL_BUSY:
+  case R_POOL_BLOCK: {
+    int base = r == R_POOL_BUSY ? R_FERRY_BUSY : R_FERRY_BLOCK;
+    if (ok(base))
+      snprintf(b, cap, "p50 %.2fx, p99 %.2fx ferry %s 64 B",
+               x->p50 / g.res[base].p50, x->p99 / g.res[base].p99,
+               g_rows[base].test);
+    break;
+  }
   case R_PIPE_RTT:
   case R_UNIX_RTT:
   case R_FERRY_BLOCK:
@@ -1740,6 +1885,10 @@ static const struct goal {
      0.7, 0},
     {"3 MiB recv-and-read <= 1.2x one memcpy per frame", R_FERRY_BIG,
      R_COPY_BIG, 1.2, 1},
+    {"3 MiB pool hand-off RTT p50 <= 1.2x 64 B (busy)", R_POOL_BUSY,
+     R_FERRY_BUSY, 1.2, 1},
+    {"3 MiB pool hand-off RTT p50 <= 1.2x 64 B (blocking)", R_POOL_BLOCK,
+     R_FERRY_BLOCK, 1.2, 1},
 };
 
 static void print_table(double secs, int cpus[2], int ncpu, int pinned,
@@ -1788,7 +1937,8 @@ static void print_table(double secs, int cpus[2], int ncpu, int pinned,
       printf("  %-50s n/a (not measured)\n", gl->what);
       continue;
     }
-    if (gl->a == R_FERRY_BUSY || gl->a == R_FERRY_BLOCK)
+    if (gl->a == R_FERRY_BUSY || gl->a == R_FERRY_BLOCK ||
+        gl->a == R_POOL_BUSY || gl->a == R_POOL_BLOCK)
       v = g.res[gl->a].p50 / g.res[gl->b].p50;
     else if (gl->a == R_FERRY_BIG)
       v = big_ratio(gl->a);
@@ -1950,9 +2100,10 @@ static int bench_run(const char *const *self_prefix) {
   static const int small_rows[] = {R_RING_STREAM, R_FERRY_STREAM, R_FERRY_ZC};
   static const int big_rows[] = {R_RING_BIG, R_FERRY_BIG};
   static const int fd_rows[] = {R_PIPE_STREAM, R_UNIX_STREAM};
-  static const int busy_rows[] = {R_SPIN, R_FERRY_BUSY, R_RING_BUSY};
+  static const int busy_rows[] = {R_SPIN, R_FERRY_BUSY, R_RING_BUSY,
+                                  R_POOL_BUSY};
   static const int block_rows[] = {R_FUTEX, R_FERRY_BLOCK, R_PIPE_RTT,
-                                   R_UNIX_RTT};
+                                   R_UNIX_RTT, R_POOL_BLOCK};
   ferry_segment_opts so = FERRY_SEGMENT_OPTS_INIT;
   char name[64], fdarg[64], cpuarg[16];
   const char *argv[64];
@@ -2013,8 +2164,8 @@ static int bench_run(const char *const *self_prefix) {
   clock_ns = clock_step();
 
   /* pairs measured next to each other, so that drift hits both alike */
-  if (run_rtt_group(busy_rows, 3, g.p.spin_n, g.p.rounds + 1) ||
-      run_rtt_group(block_rows, 4, g.p.block_n, g.p.rounds + 1) ||
+  if (run_rtt_group(busy_rows, 4, g.p.spin_n, g.p.rounds + 1) ||
+      run_rtt_group(block_rows, 5, g.p.block_n, g.p.rounds + 1) ||
       run_streams(fd_rows, 2, g.p.fd_stream_n) ||
       run_streams(small_rows, 3, g.p.small_stream_n) || run_cost(C_RING) ||
       run_cost(C_FERRY) || run_cost(C_FERRY_ZC) ||
@@ -2054,8 +2205,10 @@ static void cleanup(void) {
   if (g.helper > 0)
     proc_kill(g.helper);
   g.helper = -1;
-  for (k = 0; k < g.next_chan; k++)
+  for (k = 0; k < g.next_chan; k++) {
     chan_unlink(k); /* normally gone already: FERRY_ENOENT */
+    pool_unlink(k);
+  }
   ferry_segment_close(g.ring_seg);
   ferry_segment_close(g.ctl_seg);
   seg_name(name, sizeof name, "ring");
@@ -2100,8 +2253,10 @@ static void on_interrupt(int sig) {
   if (g_shm_prefix[0]) {
     unlink_suffix("ctl", 0, 0);
     unlink_suffix("ring", 0, 0);
-    for (k = 0; k < g.next_chan; k++)
+    for (k = 0; k < g.next_chan; k++) {
       unlink_suffix("c", k, 1);
+      unlink_suffix("p", k, 1);
+    }
   }
   signal(sig, SIG_DFL);
   raise(sig);

@@ -35,7 +35,7 @@
 struct pending {
   ferry_channel *ch;
   uint64_t end;
-  uint32_t index;
+  uint32_t index, gen;
 };
 
 struct ferry_pool {
@@ -56,6 +56,7 @@ struct ferry_pool {
   ferry_os_waitpoint wp;
   struct pending *pend;
   size_t npend, cap_pend;
+  size_t reap_batch; /* alloc reaps once this many messages are pending */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -284,6 +285,14 @@ static inline void *block_ptr(const ferry_pool *p, uint32_t index) {
   return p->blocks + (size_t)index * (size_t)p->stride;
 }
 
+static inline void prefetch(const void *addr) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(addr);
+#else
+  (void)addr;
+#endif
+}
+
 /* The handle was not valid: the code, and a detail message saying why. */
 static int bad_handle(const ferry_pool *p, uint64_t handle, const char *why) {
   return ferry__err(FERRY_ECORRUPT, "%s: handle 0x%016llx %s",
@@ -294,8 +303,9 @@ static int bad_handle(const ferry_pool *p, uint64_t handle, const char *why) {
 /* Adds a reference of ours to block INDEX at generation GEN. */
 static int ref_take(ferry_pool *p, uint64_t handle, uint32_t index,
                     uint32_t gen) {
-  uint64_t w = ferry__load_acquire(&p->words[index]);
+  uint64_t w;
   if (p->local[index] > 0) {
+    w = ferry__load_relaxed(&p->words[index]);
     if (ferry__pool_word_gen(w) != gen)
       return bad_handle(p, handle, "is stale (the block was reallocated)");
     if (p->local[index] == UINT32_MAX)
@@ -303,27 +313,32 @@ static int ref_take(ferry_pool *p, uint64_t handle, uint32_t index,
     p->local[index]++;
     return 0;
   }
-  for (;;) {
+  /* No load first: a CAS on a guess fetches the word's line once, for
+   * writing, and returns the real value; the CAS that follows hits our
+   * cache. (A load, then a CAS, would move the line twice.) The guess, our
+   * own bit alone, cannot be right while we hold no reference. */
+  w = ferry__pool_word(gen, p->my_bit);
+  while (!atomic_compare_exchange_strong_explicit(
+      &p->words[index], &w, w | p->my_bit, memory_order_acq_rel,
+      memory_order_acquire)) {
     if ((w & FERRY_POOL_MASK) == 0)
       return bad_handle(p, handle, "names a free block");
     if (ferry__pool_word_gen(w) != gen)
       return bad_handle(p, handle, "is stale (the block was reallocated)");
-    if (atomic_compare_exchange_weak_explicit(
-            &p->words[index], &w, w | p->my_bit, memory_order_acq_rel,
-            memory_order_acquire))
-      break;
   }
   p->local[index] = 1;
   return 0;
 }
 
-/* Drops one reference of ours to block INDEX (which we hold). */
-static void ref_drop(ferry_pool *p, uint32_t index) {
+/* Drops one reference of ours to block INDEX (which we hold, at
+ * generation GEN). */
+static void ref_drop(ferry_pool *p, uint32_t index, uint32_t gen) {
   uint64_t w;
   if (--p->local[index] > 0)
     return;
-  w = ferry__load_relaxed(&p->words[index]);
-  while (!atomic_compare_exchange_weak_explicit(
+  /* Guess that we are the last holder, as in ref_take: one line move. */
+  w = ferry__pool_word(gen, p->my_bit);
+  while (!atomic_compare_exchange_strong_explicit(
       &p->words[index], &w, w & ~p->my_bit, memory_order_acq_rel,
       memory_order_relaxed)) {
   }
@@ -333,13 +348,13 @@ static void ref_drop(ferry_pool *p, uint32_t index) {
 }
 
 /* Parses HANDLE and checks that we hold it. */
-static int held(const ferry_pool *p, uint64_t handle, uint32_t *index) {
-  uint32_t gen;
-  if (ferry__pool_handle_parse(handle, p->tag, p->count, index, &gen) != 0)
+static int held(const ferry_pool *p, uint64_t handle, uint32_t *index,
+                uint32_t *gen) {
+  if (ferry__pool_handle_parse(handle, p->tag, p->count, index, gen) != 0)
     return bad_handle(p, handle, "does not name a block of this pool");
   if (!p->me || p->local[*index] == 0)
     return bad_handle(p, handle, "names a block this process does not hold");
-  if (ferry__pool_word_gen(ferry__load_relaxed(&p->words[*index])) != gen)
+  if (ferry__pool_word_gen(ferry__load_relaxed(&p->words[*index])) != *gen)
     return bad_handle(p, handle, "is stale (the block was reallocated)");
   return 0;
 }
@@ -358,7 +373,7 @@ static int reap(ferry_pool *p, int check_peers) {
       ok = ferry__channel_consumed(e->ch, check_peers, &consumed) == 0;
     }
     if (ok && e->end <= consumed) {
-      ref_drop(p, e->index);
+      ref_drop(p, e->index, e->gen);
       n++;
     } else {
       p->pend[kept++] = *e;
@@ -443,6 +458,7 @@ static int pool_setup(ferry_pool *p, const ferry_pool_opts *o, int observe,
                    : o->liveness_ns < 0 ? INT64_MAX
                                         : o->liveness_ns;
   p->my_index = UINT32_MAX;
+  p->reap_batch = p->count / 4 ? p->count / 4 : 1;
   ferry_os_waitpoint_open(&p->wp, name, 0);
   if (!observe) {
     p->local = (uint32_t *)calloc(p->count, sizeof *p->local);
@@ -655,7 +671,7 @@ static int64_t alloc_steal(ferry_pool *p) {
       i++;
       continue;
     }
-    ref_drop(p, p->pend[i].index);
+    ref_drop(p, p->pend[i].index, p->pend[i].gen);
     memmove(&p->pend[i], &p->pend[i + 1],
             (p->npend - i - 1) * sizeof p->pend[0]);
     p->npend--;
@@ -698,10 +714,15 @@ int ferry_pool_alloc(ferry_pool *p, uint64_t *handle, void **data,
     return FERRY_EINVAL;
   if (!p->me)
     return ferry__err(FERRY_EINVAL, "an observer cannot allocate");
-  if (p->npend)
+  /* Letting go of consumed messages' blocks costs a look at each channel
+   * (a cache miss): do it in batches, or when no block is free. A sender
+   * keeps at most a quarter of the blocks longer than needed this way. */
+  if (p->npend && p->npend >= p->reap_batch)
     reap(p, 0);
   w.p = p;
   w.index = alloc_try(p);
+  if (w.index < 0 && p->npend && reap(p, 0) > 0)
+    w.index = alloc_try(p);
   if (w.index < 0 && p->npend)
     w.index = alloc_steal(p);
   if (w.index < 0) {
@@ -737,25 +758,25 @@ int ferry_pool_take(ferry_pool *p, uint64_t handle, void **data) {
 }
 
 int ferry_pool_data(const ferry_pool *p, uint64_t handle, void **data) {
-  uint32_t index;
+  uint32_t index, gen;
   int rc;
   if (!p || !data)
     return FERRY_EINVAL;
-  rc = held(p, handle, &index);
+  rc = held(p, handle, &index, &gen);
   if (rc == 0)
     *data = block_ptr(p, index);
   return rc;
 }
 
 int ferry_pool_release(ferry_pool *p, uint64_t handle) {
-  uint32_t index;
+  uint32_t index, gen;
   int rc;
   if (!p)
     return FERRY_EINVAL;
-  rc = held(p, handle, &index);
+  rc = held(p, handle, &index, &gen);
   if (rc != 0)
     return rc;
-  ref_drop(p, index);
+  ref_drop(p, index, gen);
   return 0;
 }
 
@@ -773,16 +794,14 @@ static int pend_reserve(ferry_pool *p) {
 
 int ferry_pool_send(ferry_pool *p, ferry_channel *ch, uint64_t handle,
                     const void *meta, size_t meta_len, int64_t timeout_ns) {
-  uint32_t index;
+  uint32_t index, gen;
   void *buf;
   int rc;
   if (!p || !ch || (meta_len && !meta))
     return FERRY_EINVAL;
-  rc = held(p, handle, &index);
+  rc = held(p, handle, &index, &gen);
   if (rc != 0)
     return rc;
-  if (p->npend)
-    reap(p, 0);
   /* Room to track the message before it is sent: once it is out, the
    * reference must be kept. */
   rc = pend_reserve(p);
@@ -800,6 +819,7 @@ int ferry_pool_send(ferry_pool *p, ferry_channel *ch, uint64_t handle,
   p->pend[p->npend].ch = ch;
   p->pend[p->npend].end = ferry__channel_sent_end(ch);
   p->pend[p->npend].index = index;
+  p->pend[p->npend].gen = gen;
   p->npend++;
   return 0;
 }
@@ -809,7 +829,7 @@ int ferry_pool_recv(ferry_pool *p, ferry_channel *ch, uint64_t *handle,
                     int64_t timeout_ns) {
   ferry_msg m;
   uint64_t hv = 0;
-  uint32_t index = 0, gen;
+  uint32_t index = 0, gen = 0;
   int rc, took, rel, stale = 0;
   if (!p || !p->me || !ch || !handle || (meta_cap && !meta))
     return FERRY_EINVAL;
@@ -826,6 +846,9 @@ int ferry_pool_recv(ferry_pool *p, ferry_channel *ch, uint64_t *handle,
     if (rc != 0) {
       rc = bad_handle(p, hv, "does not name a block of this pool");
     } else {
+      /* The caller reads the block next: start fetching its first line
+       * now, so that the miss overlaps with the take's. */
+      prefetch(block_ptr(p, index));
       rc = ref_take(p, hv, index, gen);
       stale = rc != 0; /* a block of this pool, freed or reused since */
     }
@@ -844,7 +867,7 @@ int ferry_pool_recv(ferry_pool *p, ferry_channel *ch, uint64_t *handle,
   ferry__waitq_wake(&p->h->wq, &p->wp); /* its sender may wait for this */
   if (rel != 0) {
     if (took)
-      ref_drop(p, index); /* overwritten while read: it counts as lost */
+      ref_drop(p, index, gen); /* overwritten while read: it is lost */
     return rel;
   }
   if (!took)
@@ -884,7 +907,7 @@ int ferry_pool_forget(ferry_pool *p, ferry_channel *ch) {
     return FERRY_EINVAL;
   for (i = 0; i < p->npend; i++) {
     if (p->pend[i].ch == ch) {
-      ref_drop(p, p->pend[i].index);
+      ref_drop(p, p->pend[i].index, p->pend[i].gen);
       n++;
     } else {
       p->pend[kept++] = p->pend[i];

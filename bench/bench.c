@@ -1289,19 +1289,12 @@ static int rtt_fd(struct rtt *c, uint64_t i) {
   return check_seq(c->buf, i);
 }
 
-static int rtt_ferry(struct rtt *c, uint64_t i) {
+/* Receives the 64 B pong of round trip I. */
+static int recv_pong(struct rtt *c, uint64_t i) {
   int64_t t = c->busy ? 0 : TIMEOUT_NS;
   struct spinner sp = {0, 0};
   size_t len;
   int r;
-  memcpy(c->buf, &i, 8);
-  while ((r = ferry_channel_send(c->tx, c->buf, MSG, t)) == FERRY_EAGAIN)
-    if (spin_tick(&sp))
-      return fail("send ping: no room within %d s", TIMEOUT_S);
-  if (r != 0)
-    return fail_ferry("send ping", NULL, r);
-  sp.n = 0;
-  sp.deadline = 0;
   while ((r = ferry_channel_recv(c->rx, c->buf, MSG, &len, t)) == FERRY_EAGAIN)
     if (spin_tick(&sp))
       return fail("recv pong: nothing within %d s", TIMEOUT_S);
@@ -1312,12 +1305,24 @@ static int rtt_ferry(struct rtt *c, uint64_t i) {
   return check_seq(c->buf, i);
 }
 
+static int rtt_ferry(struct rtt *c, uint64_t i) {
+  int64_t t = c->busy ? 0 : TIMEOUT_NS;
+  struct spinner sp = {0, 0};
+  int r;
+  memcpy(c->buf, &i, 8);
+  while ((r = ferry_channel_send(c->tx, c->buf, MSG, t)) == FERRY_EAGAIN)
+    if (spin_tick(&sp))
+      return fail("send ping: no room within %d s", TIMEOUT_S);
+  if (r != 0)
+    return fail_ferry("send ping", NULL, r);
+  return recv_pong(c, i);
+}
+
 /* A 3 MiB frame handed over through the pool, and a 64 B answer. */
 static int rtt_pool(struct rtt *c, uint64_t i) {
   int64_t t = c->busy ? 0 : TIMEOUT_NS;
   struct spinner sp = {0, 0};
   uint64_t blk;
-  size_t len;
   void *d;
   int r;
   while ((r = ferry_pool_alloc(c->pool, &blk, &d, t)) == FERRY_EAGAIN)
@@ -1329,16 +1334,7 @@ static int rtt_pool(struct rtt *c, uint64_t i) {
   r = ferry_pool_send(c->pool, c->tx, blk, NULL, 0, TIMEOUT_NS);
   if (r != 0)
     return fail_ferry("pool send", NULL, r);
-  sp.n = 0;
-  sp.deadline = 0;
-  while ((r = ferry_channel_recv(c->rx, c->buf, MSG, &len, t)) == FERRY_EAGAIN)
-    if (spin_tick(&sp))
-      return fail("recv pong: nothing within %d s", TIMEOUT_S);
-  if (r != 0)
-    return fail_ferry("recv pong", NULL, r);
-  if (len != MSG)
-    return fail("pong of %zu bytes", len);
-  return check_seq(c->buf, i);
+  return recv_pong(c, i);
 }
 
 static int rtt_ring(struct rtt *c, uint64_t i) {

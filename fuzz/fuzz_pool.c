@@ -79,8 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(h->words_offset >=
           h->peers_offset + h->max_peers * FERRY_POOL_PEER_SIZE);
     CHECK(h->words_offset % 8 == 0);
-    CHECK(h->blocks_offset >=
-          h->words_offset + (uint64_t)h->block_count * 8);
+    CHECK(h->blocks_offset >= h->words_offset + (uint64_t)h->block_count * 8);
     CHECK(h->blocks_offset % FERRY_POOL_BLOCK_ALIGN == 0);
     end = h->blocks_offset + h->block_stride * h->block_count;
     CHECK(end >= h->blocks_offset && end <= data_size);

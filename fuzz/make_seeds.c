@@ -229,8 +229,8 @@ static void pool_seed(const char *file, uint64_t block_size, uint32_t count,
   le64(tail + 17, h + (UINT64_C(1) << 24));
   le64(tail + 25, h ^ (UINT64_C(1) << 50));
   le64(tail + 33, UINT64_C(0x0123456789abcdef));
-  put("fuzz_pool", file, ferry_segment_data(seg), (size_t)64, tail,
-      sizeof tail, NULL);
+  put("fuzz_pool", file, ferry_segment_data(seg), (size_t)64, tail, sizeof tail,
+      NULL);
   ferry_pool_close(p);
   ferry_segment_unlink(name, 0);
 }

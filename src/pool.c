@@ -506,13 +506,18 @@ static uint64_t pool_bytes(const struct pool_init *pi) {
          ferry__pool_stride(pi->block_size) * pi->count;
 }
 
-int ferry_pool_open(ferry_pool **out, const char *name, unsigned flags,
-                    const ferry_pool_opts *opts) {
+enum { OPEN_NAMED, OPEN_ANON, OPEN_HANDLE };
+
+/* Opens (or creates) a pool by name, anonymously, or from an OS handle. */
+static int pool_open_any(ferry_pool **out, int how, const char *name,
+                         ferry_handle h, unsigned flags,
+                         const ferry_pool_opts *opts) {
   ferry_pool_opts o;
   ferry_segment_opts so = FERRY_SEGMENT_OPTS_INIT;
   struct pool_init pi;
   ferry_pool *p;
-  int rc;
+  int rc, creating = how == OPEN_ANON ||
+                     (how == OPEN_NAMED && (flags & FERRY_CREATE));
 
   ferry__err_clear();
   if (!out)
@@ -523,80 +528,45 @@ int ferry_pool_open(ferry_pool **out, const char *name, unsigned flags,
   rc = pool_prepare(opts, &o, &pi, &so, &p);
   if (rc != 0)
     return rc;
-  if ((flags & FERRY_CREATE) && (!o.block_size || !o.block_count)) {
+  if (creating && (!o.block_size || !o.block_count)) {
     free(p);
     return ferry__err(FERRY_EINVAL,
                       "creating a pool needs block_size and block_count");
   }
-  rc = ferry__segment_open_init(&p->seg, name, flags,
-                                (flags & FERRY_CREATE) ? pool_bytes(&pi) : 1,
-                                &so, pool_init, &pi);
+  if (how == OPEN_NAMED)
+    rc = ferry__segment_open_init(&p->seg, name, flags,
+                                  creating ? pool_bytes(&pi) : 1, &so,
+                                  pool_init, &pi);
+  else if (how == OPEN_ANON)
+    rc = ferry_segment_create_anon(&p->seg, pool_bytes(&pi), &so);
+  else
+    rc = ferry_segment_open_handle(&p->seg, h, flags, &so);
   if (rc != 0) {
     free(p);
     return rc;
   }
-  rc = pool_setup(p, &o, (flags & FERRY_RDONLY) != 0, name);
+  if (how == OPEN_ANON) /* nobody else sees it before we share its handle */
+    pool_init(ferry_segment_data(p->seg), ferry_segment_data_size(p->seg),
+              &pi);
+  rc = pool_setup(p, &o, (flags & FERRY_RDONLY) != 0,
+                  how == OPEN_NAMED ? name : NULL);
   if (rc == 0)
     *out = p;
   return rc;
 }
 
-int ferry_pool_create_anon(ferry_pool **out, const ferry_pool_opts *opts) {
-  ferry_pool_opts o;
-  ferry_segment_opts so = FERRY_SEGMENT_OPTS_INIT;
-  struct pool_init pi;
-  ferry_pool *p;
-  int rc;
+int ferry_pool_open(ferry_pool **out, const char *name, unsigned flags,
+                    const ferry_pool_opts *opts) {
+  return pool_open_any(out, OPEN_NAMED, name, 0, flags, opts);
+}
 
-  ferry__err_clear();
-  if (!out)
-    return ferry__err(FERRY_EINVAL, "pool is NULL");
-  *out = NULL;
-  rc = pool_prepare(opts, &o, &pi, &so, &p);
-  if (rc != 0)
-    return rc;
-  if (!o.block_size || !o.block_count) {
-    free(p);
-    return ferry__err(FERRY_EINVAL,
-                      "creating a pool needs block_size and block_count");
-  }
-  rc = ferry_segment_create_anon(&p->seg, pool_bytes(&pi), &so);
-  if (rc != 0) {
-    free(p);
-    return rc;
-  }
-  /* Nobody else can see it before we hand out its handle. */
-  pool_init(ferry_segment_data(p->seg), ferry_segment_data_size(p->seg), &pi);
-  rc = pool_setup(p, &o, 0, NULL);
-  if (rc == 0)
-    *out = p;
-  return rc;
+int ferry_pool_create_anon(ferry_pool **out, const ferry_pool_opts *opts) {
+  return pool_open_any(out, OPEN_ANON, NULL, 0, 0, opts);
 }
 
 int ferry_pool_open_handle(ferry_pool **out, ferry_handle h, unsigned flags,
                            const ferry_pool_opts *opts) {
-  ferry_pool_opts o;
-  ferry_segment_opts so = FERRY_SEGMENT_OPTS_INIT;
-  struct pool_init pi;
-  ferry_pool *p;
-  int rc;
-
-  ferry__err_clear();
-  if (!out)
-    return ferry__err(FERRY_EINVAL, "pool is NULL");
-  *out = NULL;
-  rc = pool_prepare(opts, &o, &pi, &so, &p);
-  if (rc != 0)
-    return rc;
-  rc = ferry_segment_open_handle(&p->seg, h, flags, &so);
-  if (rc != 0) {
-    free(p);
-    return rc;
-  }
-  rc = pool_setup(p, &o, (flags & FERRY_RDONLY) != 0, NULL);
-  if (rc == 0)
-    *out = p;
-  return rc;
+  return pool_open_any(out, OPEN_HANDLE, NULL, h, flags, opts);
 }
 
 int ferry_pool_close(ferry_pool *p) {

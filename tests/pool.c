@@ -50,25 +50,8 @@ static struct ctl *ctl_open(const char *name, ferry_segment **seg, int create) {
   return (struct ctl *)ferry_segment_data(*seg);
 }
 
-/* Polls *WORD until it is at least WANT, failing after a deadline or at
- * once if process PID (when > 0) has exited. */
-static void await(_Atomic uint32_t *word, uint32_t want, long pid) {
-  int64_t limit = test_timeout_ms(60000), waited = 0;
-  while (atomic_load(word) < want) {
-    if (waited > limit)
-      TEST_FAIL("timed out waiting (word %u < %u)", (unsigned)atomic_load(word),
-                (unsigned)want);
-    if (pid > 0 && kill((pid_t)pid, 0) != 0)
-      TEST_FAIL("process %ld is gone", pid);
-    usleep(1000);
-    waited++;
-  }
-}
-
-static void kill_and_reap(long pid) {
-  ASSERT_EQ(kill((pid_t)pid, SIGKILL), 0);
-  ASSERT_EQ(test_wait(pid, test_timeout_ms(30000)), 128 + SIGKILL);
-}
+#define await(word, want, pid) test_await((void *)(word), (want), (pid))
+#define kill_and_reap(pid) test_kill(pid)
 
 static ferry_pool *pool_create(const char *name, uint64_t size,
                                uint32_t count) {
@@ -1007,6 +990,65 @@ static void test_cli(void) {
   ASSERT_OK(ferry_segment_unlink(cl, 0));
 }
 
+/* argv: handle, ctl: open the anonymous pool behind the inherited HANDLE,
+ * allocate a block, fill it, report its handle, and close (which releases
+ * the block) when told. */
+static int role_anon(int argc, char **argv) {
+  ferry_pool *p;
+  ferry_segment *cs;
+  struct ctl *c = ctl_open(argv[1], &cs, 0);
+  uint64_t h;
+  void *d;
+  (void)argc;
+  ASSERT_OK(ferry_pool_open_handle(&p, (ferry_handle)atoll(argv[0]), 0, NULL));
+  ASSERT_OK(ferry_pool_alloc(p, &h, &d, 0));
+  frame_fill(d, 4096, 31);
+  atomic_store(&c->handle[0], h);
+  atomic_store(&c->ready, 1);
+  await(&c->go, 1, 0);
+  ASSERT_OK(ferry_pool_close(p));
+  ASSERT_OK(ferry_segment_close(cs));
+  return 0;
+}
+
+/* An anonymous pool, shared with a child by handle inheritance: the child's
+ * block is seen in place; it stays while we hold it after the child left. */
+static void test_anonymous(void) {
+  char cl[64], hs[32];
+  const char *args[3];
+  ferry_pool_opts o = FERRY_POOL_OPTS_INIT;
+  ferry_pool *p;
+  ferry_segment *cs;
+  struct ctl *c;
+  uint64_t h;
+  void *d;
+  long pid;
+  o.block_size = 4096;
+  o.block_count = 2;
+  o.seg_flags = FERRY_SEG_INHERIT;
+  ASSERT_OK(ferry_pool_create_anon(&p, &o));
+  c = ctl_open(test_name(cl, sizeof cl, "ctl"), &cs, 1);
+  snprintf(hs, sizeof hs, "%lld",
+           (long long)ferry_segment_handle(ferry_pool_segment(p)));
+  args[0] = hs;
+  args[1] = cl;
+  args[2] = NULL;
+  pid = test_spawn("anon", args);
+  await(&c->ready, 1, pid);
+  h = atomic_load(&c->handle[0]);
+  ASSERT_OK(ferry_pool_take(p, h, &d));
+  frame_check(d, 4096, 31);
+  atomic_store(&c->go, 1);
+  ASSERT_EQ(test_wait(pid, test_timeout_ms(60000)), 0);
+  ASSERT_EQ(popcount(holders(p, h)), 1); /* ours alone now */
+  frame_check(d, 4096, 31);
+  ASSERT_OK(ferry_pool_release(p, h));
+  ASSERT_UEQ(holders(p, h), 0);
+  ASSERT_OK(ferry_pool_close(p));
+  ASSERT_OK(ferry_segment_close(cs));
+  ASSERT_OK(ferry_segment_unlink(cl, 0));
+}
+
 static const struct test_case tests[] = {
     {"alloc_release", test_alloc_release},
     {"small_blocks_and_refs", test_small_blocks_and_refs},
@@ -1022,6 +1064,7 @@ static const struct test_case tests[] = {
     {"dead_holder_reclaimed", test_dead_holder_reclaimed},
     {"dead_receiver_redelivery", test_dead_receiver_redelivery},
     {"dead_sender", test_dead_sender},
+    {"anonymous", test_anonymous},
     {"cli", test_cli},
     {NULL, NULL}};
 
@@ -1031,6 +1074,7 @@ static const struct test_role roles[] = {{"receiver", role_receiver},
                                          {"holder", role_holder},
                                          {"taker", role_taker},
                                          {"borrower", role_borrower},
+                                         {"anon", role_anon},
                                          {NULL, NULL}};
 
 int main(int argc, char **argv) { return test_main(argc, argv, tests, roles); }

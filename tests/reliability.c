@@ -29,24 +29,8 @@ static struct flags *flags_open(const char *name, ferry_segment **seg,
   return (struct flags *)ferry_segment_data(*seg);
 }
 
-/* Polls *WORD until it is at least WANT; fails the test after a deadline,
- * or at once if process PID has exited. */
-static void await(_Atomic uint32_t *word, uint32_t want, long pid) {
-  int64_t limit = test_timeout_ms(30000), waited = 0;
-  while (atomic_load(word) < want) {
-    if (waited > limit)
-      TEST_FAIL("timed out waiting for process %ld", pid);
-    if (pid > 0 && kill((pid_t)pid, 0) != 0)
-      TEST_FAIL("process %ld is gone", pid);
-    usleep(1000);
-    waited++;
-  }
-}
-
-static void kill_and_reap(long pid) {
-  ASSERT_EQ(kill((pid_t)pid, SIGKILL), 0);
-  ASSERT_EQ(test_wait(pid, test_timeout_ms(30000)), 128 + SIGKILL);
-}
+#define await(word, want, pid) test_await((void *)(word), (want), (pid))
+#define kill_and_reap(pid) test_kill(pid)
 
 /* ---- roles ---- */
 

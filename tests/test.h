@@ -132,6 +132,16 @@ const char *test_self(void);
 int test_run(const char *cmdline, char *out, size_t out_cap, char *err,
              size_t err_cap, int64_t timeout_ms);
 
+/* Polls *WORD (a 32-bit atomic in shared memory, passed as void * so that
+ * this header needs no <stdatomic.h>) until it is at least WANT; fails the
+ * test after 60 s (scaled), or at once when process PID (if > 0) has
+ * exited. For "I am at the point where you may kill me" handshakes. */
+void test_await(void *word, uint32_t want, long pid);
+
+/* Kills process PID with SIGKILL and reaps it, asserting that the signal
+ * ended it. */
+void test_kill(long pid);
+
 /* 1 if this process is root (and so may drop privileges or unshare). */
 int test_is_root(void);
 

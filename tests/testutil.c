@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -125,6 +126,30 @@ int test_wait(long pid, int64_t timeout_ms) {
   if (WIFSIGNALED(status))
     return 128 + WTERMSIG(status);
   return 255;
+}
+
+void test_await(void *word, uint32_t want, long pid) {
+  _Atomic uint32_t *w = (_Atomic uint32_t *)word;
+  int64_t limit = test_timeout_ms(60000), waited = 0;
+  while (atomic_load(w) < want) {
+    struct timespec ts = {0, 1000000};
+    if (waited > limit)
+      TEST_FAIL("timed out waiting for %u (at %u)", (unsigned)want,
+                (unsigned)atomic_load(w));
+    if (pid > 0 && kill((pid_t)pid, 0) != 0)
+      TEST_FAIL("process %ld is gone", pid);
+    nanosleep(&ts, NULL);
+    waited++;
+  }
+}
+
+void test_kill(long pid) {
+  int code;
+  if (kill((pid_t)pid, SIGKILL) != 0)
+    TEST_FAIL("kill %ld: %s", pid, strerror(errno));
+  code = test_wait(pid, test_timeout_ms(30000));
+  if (code != 128 + SIGKILL)
+    TEST_FAIL("process %ld ended with %d, not by SIGKILL", pid, code);
 }
 
 static void slurp(const char *path, char *buf, size_t cap) {

@@ -550,16 +550,22 @@ static int take_acks(struct demo *d, int wait) {
   }
 }
 
-/* Reserves room for the next frame, waiting in slices, watching process 2
- * and taking acknowledgements meanwhile. */
-static int reserve_frame(struct demo *d, size_t len, void **buf) {
+/* Gets room for the next frame: in the ring (reserve) or, with
+ * --zero-copy, a block of the pool (*HANDLE); waits in slices, watching
+ * process 2 and taking acknowledgements meanwhile. */
+static int frame_room(struct demo *d, size_t len, uint64_t *handle,
+                      void **buf) {
   int64_t deadline = proc_now_ns() + d->timeout_ns;
   for (;;) {
-    int rc = ferry_channel_reserve(d->ch_frames, len, buf, DEMO_SLICE_NS);
+    int rc = d->zero_copy
+                 ? ferry_pool_alloc(d->pool, handle, buf, DEMO_SLICE_NS)
+                 : ferry_channel_reserve(d->ch_frames, len, buf, DEMO_SLICE_NS);
     if (rc == 0)
       return 0;
     if (rc != FERRY_ETIMEDOUT)
-      return cli_fail("demo", d->fname, rc, "cannot reserve a frame: %s",
+      return cli_fail("demo", d->zero_copy ? d->pname : d->fname, rc,
+                      "cannot %s: %s",
+                      d->zero_copy ? "allocate a block" : "reserve a frame",
                       ferry_strerror(rc));
     rc = take_acks(d, 0);
     if (rc != 0)
@@ -567,28 +573,8 @@ static int reserve_frame(struct demo *d, size_t len, void **buf) {
     if (child_gone(d))
       return child_died(d);
     if (proc_now_ns() >= deadline)
-      return timed_out(d, "no room for a frame");
-  }
-}
-
-/* --zero-copy: allocates a block for the next frame, waiting in slices,
- * watching process 2 and taking acknowledgements meanwhile. */
-static int alloc_frame(struct demo *d, uint64_t *handle, void **buf) {
-  int64_t deadline = proc_now_ns() + d->timeout_ns;
-  for (;;) {
-    int rc = ferry_pool_alloc(d->pool, handle, buf, DEMO_SLICE_NS);
-    if (rc == 0)
-      return 0;
-    if (rc != FERRY_ETIMEDOUT)
-      return cli_fail("demo", d->pname, rc, "cannot allocate a block: %s",
-                      ferry_strerror(rc));
-    rc = take_acks(d, 0);
-    if (rc != 0)
-      return rc;
-    if (child_gone(d))
-      return child_died(d);
-    if (proc_now_ns() >= deadline)
-      return timed_out(d, "no free block");
+      return timed_out(d,
+                       d->zero_copy ? "no free block" : "no room for a frame");
   }
 }
 
@@ -789,8 +775,7 @@ static int demo_sender(struct demo *d) {
     unsigned char *p;
     uint64_t handle = 0;
     void *buf;
-    rc = d->zero_copy ? alloc_frame(d, &handle, &buf)
-                      : reserve_frame(d, (size_t)(FRAME_HDR + d->size), &buf);
+    rc = frame_room(d, (size_t)(FRAME_HDR + d->size), &handle, &buf);
     if (rc != 0)
       goto out;
     p = (unsigned char *)buf;

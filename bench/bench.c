@@ -683,21 +683,31 @@ static int h_fd_stream(int rfd, uint64_t n) {
   return 0;
 }
 
-static int h_ferry_rtt(struct helper *h, uint64_t n) {
+/* OP_FERRY_RTT: answer each 64 B ping with it. OP_POOL_RTT (WITH_POOL):
+ * take each block whose handle arrives, read its header word, answer with
+ * a 64 B message, release the block. */
+static int h_ferry_rtt(struct helper *h, uint64_t n, int with_pool) {
   ferry_channel *rx = NULL, *tx = NULL;
+  ferry_pool *pool = NULL;
   _Alignas(64) unsigned char buf[MSG];
   int64_t t = h->ctl->busy ? 0 : TIMEOUT_NS;
   uint64_t i;
   int rc = -1;
-  if (chan_open(&rx, h->ctl->chan, FERRY_RECEIVER, 0, 0, h->ctl->spin_ns) ||
+  if ((with_pool && pool_open(&pool, h->ctl->chan, 0, h->ctl->spin_ns)) ||
+      chan_open(&rx, h->ctl->chan, FERRY_RECEIVER, 0, 0, h->ctl->spin_ns) ||
       chan_open(&tx, h->ctl->chan + 1, FERRY_SENDER, 0, 0, h->ctl->spin_ns))
     goto out;
   h_ready(h);
+  memset(buf, 0, sizeof buf);
   for (i = 0; i < n; i++) {
     struct spinner sp = {0, 0};
-    size_t len;
+    uint64_t blk = 0;
+    size_t len = MSG;
+    void *d;
     int r;
-    while ((r = ferry_channel_recv(rx, buf, sizeof buf, &len, t)) ==
+    while ((r = with_pool
+                    ? ferry_pool_recv(pool, rx, &blk, &d, NULL, 0, NULL, t)
+                    : ferry_channel_recv(rx, buf, sizeof buf, &len, t)) ==
            FERRY_EAGAIN)
       if (spin_tick(&sp)) {
         r = FERRY_ETIMEDOUT;
@@ -707,6 +717,8 @@ static int h_ferry_rtt(struct helper *h, uint64_t n) {
       fail_ferry("recv ping", NULL, r);
       goto out;
     }
+    if (with_pool)
+      memcpy(buf, d, 8); /* the header word, read in place */
     sp.n = 0;
     sp.deadline = 0;
     while ((r = ferry_channel_send(tx, buf, len, t)) == FERRY_EAGAIN)
@@ -718,58 +730,7 @@ static int h_ferry_rtt(struct helper *h, uint64_t n) {
       fail_ferry("send pong", NULL, r);
       goto out;
     }
-  }
-  rc = 0;
-out:
-  ferry_channel_close(rx);
-  ferry_channel_close(tx);
-  return rc;
-}
-
-/* OP_POOL_RTT: take each block whose handle arrives, read its header word,
- * answer with a 64 B message, release the block. */
-static int h_pool_rtt(struct helper *h, uint64_t n) {
-  ferry_channel *rx = NULL, *tx = NULL;
-  ferry_pool *pool = NULL;
-  _Alignas(64) unsigned char buf[MSG];
-  int64_t t = h->ctl->busy ? 0 : TIMEOUT_NS;
-  uint64_t i;
-  int rc = -1;
-  if (pool_open(&pool, h->ctl->chan, 0, h->ctl->spin_ns) ||
-      chan_open(&rx, h->ctl->chan, FERRY_RECEIVER, 0, 0, h->ctl->spin_ns) ||
-      chan_open(&tx, h->ctl->chan + 1, FERRY_SENDER, 0, 0, h->ctl->spin_ns))
-    goto out;
-  h_ready(h);
-  memset(buf, 0, sizeof buf);
-  for (i = 0; i < n; i++) {
-    struct spinner sp = {0, 0};
-    uint64_t blk;
-    void *d;
-    int r;
-    while ((r = ferry_pool_recv(pool, rx, &blk, &d, NULL, 0, NULL, t)) ==
-           FERRY_EAGAIN)
-      if (spin_tick(&sp)) {
-        r = FERRY_ETIMEDOUT;
-        break;
-      }
-    if (r != 0) {
-      fail_ferry("pool recv", NULL, r);
-      goto out;
-    }
-    memcpy(buf, d, 8); /* the header word, read in place */
-    sp.n = 0;
-    sp.deadline = 0;
-    while ((r = ferry_channel_send(tx, buf, MSG, t)) == FERRY_EAGAIN)
-      if (spin_tick(&sp)) {
-        r = FERRY_ETIMEDOUT;
-        break;
-      }
-    if (r != 0) {
-      fail_ferry("send pong", NULL, r);
-      goto out;
-    }
-    r = ferry_pool_release(pool, blk);
-    if (r != 0) {
+    if (with_pool && (r = ferry_pool_release(pool, blk)) != 0) {
       fail_ferry("pool release", NULL, r);
       goto out;
     }
@@ -1037,10 +998,8 @@ static int helper_main(const char *base, int cpu, int fds[3]) {
       rc = h_fd_stream(h.fd_sock, n);
       break;
     case OP_FERRY_RTT:
-      rc = h_ferry_rtt(&h, n);
-      break;
     case OP_POOL_RTT:
-      rc = h_pool_rtt(&h, n);
+      rc = h_ferry_rtt(&h, n, h.ctl->op == OP_POOL_RTT);
       break;
     case OP_FERRY_STREAM:
     case OP_FERRY_STREAM_ZC:

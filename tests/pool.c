@@ -53,6 +53,15 @@ static struct ctl *ctl_open(const char *name, ferry_segment **seg, int create) {
 #define await(word, want, pid) test_await((void *)(word), (want), (pid))
 #define kill_and_reap(pid) test_kill(pid)
 
+/* Removes the segments named, up to a NULL. */
+static void unlink_all(const char *name, ...) {
+  va_list ap;
+  va_start(ap, name);
+  for (; name; name = va_arg(ap, const char *))
+    ASSERT_OK(ferry_segment_unlink(name, 0));
+  va_end(ap);
+}
+
 static ferry_pool *pool_create(const char *name, uint64_t size,
                                uint32_t count) {
   ferry_pool_opts o = FERRY_POOL_OPTS_INIT;
@@ -373,8 +382,7 @@ static void test_bad_handles(void) {
   ASSERT_ERR(ferry_pool_release(p, h), FERRY_ECORRUPT);
   ASSERT_OK(ferry_pool_close(p));
   ASSERT_OK(ferry_pool_close(q));
-  ASSERT_OK(ferry_segment_unlink(name, 0));
-  ASSERT_OK(ferry_segment_unlink(other, 0));
+  unlink_all(name, other, NULL);
 }
 
 /* Broadcast, in one process with two subscriber handles: one subscriber
@@ -448,8 +456,7 @@ static void test_broadcast_leave_and_overrun(void) {
   ASSERT_OK(ferry_channel_close(tx));
   ASSERT_OK(ferry_pool_close(pa));
   ASSERT_OK(ferry_pool_close(ps));
-  ASSERT_OK(ferry_segment_unlink(pn, 0));
-  ASSERT_OK(ferry_segment_unlink(cn, 0));
+  unlink_all(pn, cn, NULL);
 }
 
 /* A message that is not a pool message, or names no live block, is
@@ -483,8 +490,7 @@ static void test_recv_garbage(void) {
   ASSERT_OK(ferry_channel_close(tx));
   ASSERT_OK(ferry_pool_close(pr));
   ASSERT_OK(ferry_pool_close(ps));
-  ASSERT_OK(ferry_segment_unlink(pn, 0));
-  ASSERT_OK(ferry_segment_unlink(cn, 0));
+  unlink_all(pn, cn, NULL);
 }
 
 /* A damaged pool header is refused at open; a channel is not a pool. */
@@ -520,8 +526,7 @@ static void test_corrupt_header(void) {
                FERRY_EINVAL);
   }
   ASSERT_OK(ferry_channel_close(ch));
-  ASSERT_OK(ferry_segment_unlink(pn, 0));
-  ASSERT_OK(ferry_segment_unlink(cn, 0));
+  unlink_all(pn, cn, NULL);
 }
 
 /* Options are checked; a pool reopened with other sizes is refused. */
@@ -594,8 +599,7 @@ static void test_spsc_frames(void) {
   ASSERT_OK(ferry_pool_forget(p, tx));
   ASSERT_OK(ferry_channel_close(tx));
   ASSERT_OK(ferry_pool_close(p));
-  ASSERT_OK(ferry_segment_unlink(pn, 0));
-  ASSERT_OK(ferry_segment_unlink(cn, 0));
+  unlink_all(pn, cn, NULL);
 }
 
 /* MPSC: three sender processes share the pool and the channel; every
@@ -643,8 +647,7 @@ static void test_mpsc_frames(void) {
   ASSERT_UEQ(in.allocs, 300);
   ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_pool_close(p));
-  ASSERT_OK(ferry_segment_unlink(pn, 0));
-  ASSERT_OK(ferry_segment_unlink(cn, 0));
+  unlink_all(pn, cn, NULL);
 }
 
 /* Broadcast fan-out: three subscriber processes each get the same block;
@@ -711,9 +714,7 @@ static void test_broadcast_fanout(void) {
   ASSERT_OK(ferry_channel_close(tx));
   ASSERT_OK(ferry_pool_close(p));
   ASSERT_OK(ferry_segment_close(cs));
-  ASSERT_OK(ferry_segment_unlink(pn, 0));
-  ASSERT_OK(ferry_segment_unlink(cn, 0));
-  ASSERT_OK(ferry_segment_unlink(cl, 0));
+  unlink_all(pn, cn, cl, NULL);
 }
 
 /* An exhausted pool: alloc times out; a blocked alloc succeeds as soon as
@@ -757,9 +758,7 @@ static void test_alloc_waits_for_release(void) {
   ASSERT_OK(ferry_channel_close(tx));
   ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_pool_close(p));
-  ASSERT_OK(ferry_segment_unlink(pn, 0));
-  ASSERT_OK(ferry_segment_unlink(cmd, 0));
-  ASSERT_OK(ferry_segment_unlink(rep, 0));
+  unlink_all(pn, cmd, rep, NULL);
 }
 
 /* A holder killed with SIGKILL while holding blocks: a waiting allocator
@@ -810,8 +809,7 @@ static void test_dead_holder_reclaimed(void) {
     ASSERT_OK(ferry_pool_release(p, h[i]));
   ASSERT_OK(ferry_pool_close(p));
   ASSERT_OK(ferry_segment_close(cs));
-  ASSERT_OK(ferry_segment_unlink(pn, 0));
-  ASSERT_OK(ferry_segment_unlink(cl, 0));
+  unlink_all(pn, cl, NULL);
 }
 
 /* A receiver takes a block and is killed before it consumes the message.
@@ -862,9 +860,7 @@ static void test_dead_receiver_redelivery(void) {
   ASSERT_OK(ferry_channel_close(tx));
   ASSERT_OK(ferry_pool_close(p));
   ASSERT_OK(ferry_segment_close(cs));
-  ASSERT_OK(ferry_segment_unlink(pn, 0));
-  ASSERT_OK(ferry_segment_unlink(cn, 0));
-  ASSERT_OK(ferry_segment_unlink(cl, 0));
+  unlink_all(pn, cn, cl, NULL);
 }
 
 /* A sender killed after sending: its references are reclaimed, so the
@@ -914,9 +910,7 @@ static void test_dead_sender(void) {
   ASSERT_OK(ferry_channel_close(rx));
   ASSERT_OK(ferry_pool_close(p));
   ASSERT_OK(ferry_segment_close(cs));
-  ASSERT_OK(ferry_segment_unlink(pn, 0));
-  ASSERT_OK(ferry_segment_unlink(cn, 0));
-  ASSERT_OK(ferry_segment_unlink(cl, 0));
+  unlink_all(pn, cn, cl, NULL);
 }
 
 /* ---- the CLI ---- */

@@ -181,10 +181,14 @@ static void chan_init(void *data, uint64_t size, void *ctx) {
 /* ---------------------------------------------------------------------- */
 /* Peers                                                                  */
 
+/* The identity fields of a slot (pid, start, boot at 8..31, as in every
+ * peer slot: src/peers.h). */
+static struct ferry__peer_id *peer_id(const struct ferry_chan_peer *p) {
+  return (struct ferry__peer_id *)(void *)&((struct ferry_chan_peer *)p)->pid;
+}
+
 static int peer_alive(const struct ferry_chan_peer *p) {
-  return ferry__proc_alive(ferry__load_acquire(&p->pid),
-                           ferry__load_relaxed(&p->start),
-                           ferry__load_relaxed(&p->boot));
+  return ferry__peer_id_alive(peer_id(p));
 }
 
 static int role_is_unique(uint32_t kind, unsigned role) {
@@ -207,16 +211,12 @@ static void peer_fold(struct ferry_chan_hdr *h, struct ferry_chan_peer *p) {
 
 static void peer_fill(ferry_channel *ch, struct ferry_chan_peer *p,
                       unsigned role) {
-  uint64_t start = 0;
-  ferry_os_proc_start(ferry_os_pid(), &start);
   /* The slot's pid is 0 while we hold it CLAIMED, so nobody judges it;
    * the pid goes in last (release), and with it the rest is visible. */
   p->role = role;
-  ferry__store_relaxed(&p->start, start);
-  ferry__store_relaxed(&p->boot, ferry_os_boot_id());
   ferry__store_relaxed(&p->msgs, 0);
   ferry__store_relaxed(&p->lost, 0);
-  ferry__store_release(&p->pid, ferry_os_pid());
+  ferry__peer_id_fill(peer_id(p));
   ch->me = p;
   ch->my_index = (uint32_t)(p - ch->peers);
 }

@@ -126,6 +126,10 @@ _Static_assert(sizeof(struct ferry_chan_hdr) == FERRY_CHAN_HDR_SIZE,
 _Static_assert(sizeof(struct ferry_chan_peer) == FERRY_CHAN_PEER_SIZE,
                "peer slot is 64 bytes");
 _Static_assert(offsetof(struct ferry_chan_peer, cursor) == 32, "cursor at 32");
+_Static_assert(offsetof(struct ferry_chan_peer, pid) == 8 &&
+                   offsetof(struct ferry_chan_peer, start) == 16 &&
+                   offsetof(struct ferry_chan_peer, boot) == 24,
+               "identity at 8..31, as struct ferry__peer_id (peers.h)");
 
 /* Record headers. */
 struct ferry_rec {

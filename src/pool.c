@@ -164,6 +164,7 @@ static uint32_t new_tag(void) {
 /* ---------------------------------------------------------------------- */
 /* Peers and reclaiming                                                   */
 
+/* The identity fields of a slot (src/peers.h). */
 static struct ferry__peer_id *peer_id(struct ferry_pool_slot *p) {
   return (struct ferry__peer_id *)(void *)&p->pid;
 }

@@ -94,13 +94,13 @@ test-32:
 endif
 
 # libFuzzer targets (fuzz/): header validation, channel-header validation,
-# ring record parsing; a crash, leak, timeout or broken invariant fails.
+# ring record parsing, pool-header validation and handle parsing; a crash, leak, timeout or broken invariant fails.
 fuzz-build: deps
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang \
 	      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFERRY_WERROR=ON -DFERRY_FUZZ=ON \
 	      -DFERRY_BUILD_TESTS=OFF -DFERRY_BUILD_TOOLS=OFF -DFERRY_BUILD_BENCH=OFF
 	cmake --build $(FUZZ_BUILD) -j$(JOBS) \
-	      --target fuzz_header fuzz_chan_header fuzz_ring fuzz_make_seeds
+	      --target fuzz_header fuzz_chan_header fuzz_ring fuzz_pool fuzz_make_seeds
 
 fuzz: fuzz-build
 	sh fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TIME)

@@ -30,6 +30,14 @@
  *              stream_zc  64 B send; peek up to 256, read them, release
  *   ring       rtt_busy, stream   a minimal hand-written SPSC ring (below),
  *                         used exactly like ferry
+ *   pool       rtt_busy, rtt_block  the zero-copy hand-off of a 3 MiB frame
+ *                         through a pool (ferry_pool_*), measured like the
+ *                         64 B ferry round trips it is compared with: main
+ *                         allocates a block, writes a header word into it
+ *                         and sends its handle (ferry_pool_send); the
+ *                         helper takes it (ferry_pool_recv), reads the
+ *                         word, answers with a 64 B message and releases
+ *                         the block
  *   cost       (table only) each side's time per 64-byte message while the
  *              other side waits, for the ring and for ferry
  *   read, window  scan, scan_4k  one process (after the helper has exited)
@@ -121,6 +129,7 @@
 #define ROUNDS_MAX 16
 #define SCAN_BUF (128 * 1024)  /* read()'s buffer in the scan rows */
 #define SCAN_WINDOW (64 * MIB) /* the window's view in the scan rows */
+#define POOL_BLOCKS 8 /* blocks of BIG bytes in the round-trip pool */
 
 #if defined(__GNUC__)
 #define NOINLINE __attribute__((noinline))
@@ -760,7 +769,8 @@ enum op {
   OP_RING_RTT,
   OP_FERRY_COST, /* one side at a time: batches of ctl.batch messages */
   OP_FERRY_COST_ZC,
-  OP_RING_COST
+  OP_RING_COST,
+  OP_POOL_RTT /* spin_ns says busy (timeout 0) or blocking */
 };
 
 /* Ops that go through pipes or sockets (bounded by watchdog()). */
@@ -771,7 +781,7 @@ static int uses_fds(uint32_t op) {
 
 /* Ops whose helper side says ready itself, after its set-up. */
 static int op_has_setup(uint32_t op) {
-  return op == OP_FERRY_RTT || op == OP_FERRY_STREAM ||
+  return op == OP_FERRY_RTT || op == OP_POOL_RTT || op == OP_FERRY_STREAM ||
          op == OP_FERRY_STREAM_ZC || op == OP_FERRY_BIG ||
          op == OP_FERRY_COST || op == OP_FERRY_COST_ZC || op == OP_RING_COST;
 }
@@ -966,6 +976,32 @@ static int chan_open(ferry_channel **ch, uint32_t k, unsigned role, int create,
   return 0;
 }
 
+/* Opens the pool of channel pair K (BIG-byte blocks); main creates it. */
+static int pool_open(ferry_pool **p, uint32_t k, int create, int64_t spin_ns) {
+  ferry_pool_opts o = FERRY_POOL_OPTS_INIT;
+  char name[64];
+  int rc;
+  snprintf(name, sizeof name, "%s-p%u", g_base, (unsigned)k);
+  o.block_size = BIG;
+  o.block_count = POOL_BLOCKS;
+  o.max_peers = 2;
+  o.seg_flags = FERRY_SEG_PREFAULT;
+  o.spin_ns = spin_ns;
+  o.open_timeout_ms = TIMEOUT_S * 1000;
+  rc = ferry_pool_open(p, name, create ? FERRY_CREATE | FERRY_EXCL : 0, &o);
+  if (rc != 0) {
+    *p = NULL;
+    return fail_ferry(create ? "create pool" : "open pool", name, rc);
+  }
+  return 0;
+}
+
+static void pool_unlink(uint32_t k) {
+  char name[64];
+  snprintf(name, sizeof name, "%s-p%u", g_base, (unsigned)k);
+  ferry_segment_unlink(name, 0);
+}
+
 /* ---------------------------------------------------------------------- */
 /* The helper process                                                     */
 
@@ -1032,21 +1068,31 @@ static int h_fd_stream(bstream rfd, uint64_t n) {
   return 0;
 }
 
-static int h_ferry_rtt(struct helper *h, uint64_t n) {
+/* OP_FERRY_RTT: answer each 64 B ping with it. OP_POOL_RTT (WITH_POOL):
+ * take each block whose handle arrives, read its header word, answer with
+ * a 64 B message, release the block. */
+static int h_ferry_rtt(struct helper *h, uint64_t n, int with_pool) {
   ferry_channel *rx = NULL, *tx = NULL;
+  ferry_pool *pool = NULL;
   _Alignas(64) unsigned char buf[MSG];
   int64_t t = h->ctl->busy ? 0 : TIMEOUT_NS;
   uint64_t i;
   int rc = -1;
-  if (chan_open(&rx, h->ctl->chan, FERRY_RECEIVER, 0, 0, h->ctl->spin_ns) ||
+  if ((with_pool && pool_open(&pool, h->ctl->chan, 0, h->ctl->spin_ns)) ||
+      chan_open(&rx, h->ctl->chan, FERRY_RECEIVER, 0, 0, h->ctl->spin_ns) ||
       chan_open(&tx, h->ctl->chan + 1, FERRY_SENDER, 0, 0, h->ctl->spin_ns))
     goto out;
   h_ready(h);
+  memset(buf, 0, sizeof buf);
   for (i = 0; i < n; i++) {
     struct spinner sp = {0, 0};
-    size_t len;
+    uint64_t blk = 0;
+    size_t len = MSG;
+    void *d;
     int r;
-    while ((r = ferry_channel_recv(rx, buf, sizeof buf, &len, t)) ==
+    while ((r = with_pool
+                    ? ferry_pool_recv(pool, rx, &blk, &d, NULL, 0, NULL, t)
+                    : ferry_channel_recv(rx, buf, sizeof buf, &len, t)) ==
            FERRY_EAGAIN)
       if (spin_tick(&sp)) {
         r = FERRY_ETIMEDOUT;
@@ -1056,6 +1102,8 @@ static int h_ferry_rtt(struct helper *h, uint64_t n) {
       fail_ferry("recv ping", NULL, r);
       goto out;
     }
+    if (with_pool)
+      memcpy(buf, d, 8); /* the header word, read in place */
     sp.n = 0;
     sp.deadline = 0;
     while ((r = ferry_channel_send(tx, buf, len, t)) == FERRY_EAGAIN)
@@ -1067,11 +1115,16 @@ static int h_ferry_rtt(struct helper *h, uint64_t n) {
       fail_ferry("send pong", NULL, r);
       goto out;
     }
+    if (with_pool && (r = ferry_pool_release(pool, blk)) != 0) {
+      fail_ferry("pool release", NULL, r);
+      goto out;
+    }
   }
   rc = 0;
 out:
   ferry_channel_close(rx);
   ferry_channel_close(tx);
+  ferry_pool_close(pool);
   return rc;
 }
 
@@ -1332,7 +1385,8 @@ static int helper_main(const char *base, int cpu, const bstream fds[3]) {
       rc = h_fd_stream(h.fd_sock, n);
       break;
     case OP_FERRY_RTT:
-      rc = h_ferry_rtt(&h, n);
+    case OP_POOL_RTT:
+      rc = h_ferry_rtt(&h, n, h.ctl->op == OP_POOL_RTT);
       break;
     case OP_FERRY_STREAM:
     case OP_FERRY_STREAM_ZC:
@@ -1393,6 +1447,8 @@ enum row {
   R_RING_BUSY,
   R_RING_STREAM,
   R_RING_BIG,
+  R_POOL_BUSY,
+  R_POOL_BLOCK,
   R_READ_SCAN4K,
   R_WINDOW_SCAN4K,
   R_READ_SCAN,
@@ -1413,6 +1469,7 @@ static struct {
     {"ferry", "stream", MSG},   {"ferry", "stream_zc", MSG},
     {"ferry", "stream", BIG},   {"ring", "rtt_busy", MSG},
     {"ring", "stream", MSG},    {"ring", "stream", BIG},
+    {"pool", "rtt_busy", BIG},  {"pool", "rtt_block", BIG},
     {"read", "scan_4k", 0},     {"window", "scan_4k", 0},
     {"read", "scan", 0},        {"window", "scan", 0},
 };
@@ -1580,6 +1637,7 @@ static void chan_unlink(uint32_t k) {
 struct rtt {
   bstream wfd, rfd;
   ferry_channel *tx, *rx;
+  ferry_pool *pool;
   struct ring ping, pong;
   int busy;
   _Alignas(64) unsigned char buf[MSG];
@@ -1608,19 +1666,12 @@ static int rtt_fd(struct rtt *c, uint64_t i) {
   return check_seq(c->buf, i);
 }
 
-static int rtt_ferry(struct rtt *c, uint64_t i) {
+/* Receives the 64 B pong of round trip I. */
+static int recv_pong(struct rtt *c, uint64_t i) {
   int64_t t = c->busy ? 0 : TIMEOUT_NS;
   struct spinner sp = {0, 0};
   size_t len;
   int r;
-  memcpy(c->buf, &i, 8);
-  while ((r = ferry_channel_send(c->tx, c->buf, MSG, t)) == FERRY_EAGAIN)
-    if (spin_tick(&sp))
-      return fail("send ping: no room within %d s", TIMEOUT_S);
-  if (r != 0)
-    return fail_ferry("send ping", NULL, r);
-  sp.n = 0;
-  sp.deadline = 0;
   while ((r = ferry_channel_recv(c->rx, c->buf, MSG, &len, t)) == FERRY_EAGAIN)
     if (spin_tick(&sp))
       return fail("recv pong: nothing within %d s", TIMEOUT_S);
@@ -1629,6 +1680,38 @@ static int rtt_ferry(struct rtt *c, uint64_t i) {
   if (len != MSG)
     return fail("pong of %zu bytes", len);
   return check_seq(c->buf, i);
+}
+
+static int rtt_ferry(struct rtt *c, uint64_t i) {
+  int64_t t = c->busy ? 0 : TIMEOUT_NS;
+  struct spinner sp = {0, 0};
+  int r;
+  memcpy(c->buf, &i, 8);
+  while ((r = ferry_channel_send(c->tx, c->buf, MSG, t)) == FERRY_EAGAIN)
+    if (spin_tick(&sp))
+      return fail("send ping: no room within %d s", TIMEOUT_S);
+  if (r != 0)
+    return fail_ferry("send ping", NULL, r);
+  return recv_pong(c, i);
+}
+
+/* A 3 MiB frame handed over through the pool, and a 64 B answer. */
+static int rtt_pool(struct rtt *c, uint64_t i) {
+  int64_t t = c->busy ? 0 : TIMEOUT_NS;
+  struct spinner sp = {0, 0};
+  uint64_t blk;
+  void *d;
+  int r;
+  while ((r = ferry_pool_alloc(c->pool, &blk, &d, t)) == FERRY_EAGAIN)
+    if (spin_tick(&sp))
+      return fail("pool alloc: no block within %d s", TIMEOUT_S);
+  if (r != 0)
+    return fail_ferry("pool alloc", NULL, r);
+  memcpy(d, &i, 8); /* the frame's header word, written in place */
+  r = ferry_pool_send(c->pool, c->tx, blk, NULL, 0, TIMEOUT_NS);
+  if (r != 0)
+    return fail_ferry("pool send", NULL, r);
+  return recv_pong(c, i);
 }
 
 static int rtt_ring(struct rtt *c, uint64_t i) {
@@ -1675,12 +1758,13 @@ static int rtt_loop(rtt_fn fn, struct rtt *c, uint64_t warm, uint64_t n,
 /* One chunk of ROW's round trips: set-up, N / 10 to warm up, N measured
  * into OUT, tear-down. */
 static int rtt_chunk(int row, uint64_t n, double *out) {
-  uint32_t op = row == R_SPIN        ? OP_SPIN
-                : row == R_FUTEX     ? OP_FUTEX
-                : row == R_PIPE_RTT  ? OP_PIPE_RTT
-                : row == R_UNIX_RTT  ? OP_UNIX_RTT
-                : row == R_RING_BUSY ? OP_RING_RTT
-                                     : OP_FERRY_RTT;
+  uint32_t op = row == R_SPIN                               ? OP_SPIN
+                : row == R_FUTEX                            ? OP_FUTEX
+                : row == R_PIPE_RTT                         ? OP_PIPE_RTT
+                : row == R_UNIX_RTT                         ? OP_UNIX_RTT
+                : row == R_RING_BUSY                        ? OP_RING_RTT
+                : row == R_POOL_BUSY || row == R_POOL_BLOCK ? OP_POOL_RTT
+                                                            : OP_FERRY_RTT;
   uint64_t warm = n / 10;
   struct rtt c;
   int rc;
@@ -1689,25 +1773,32 @@ static int rtt_chunk(int row, uint64_t n, double *out) {
   atomic_store(&g.ctl->futex, 0);
   atomic_store(&g.ctl->futex_sleepers, 0);
   watchdog(uses_fds(op));
-  if (op == OP_FERRY_RTT) {
+  if (op == OP_FERRY_RTT || op == OP_POOL_RTT) {
     uint32_t k = g.next_chan;
-    int busy = row == R_FERRY_BUSY;
+    int busy = row == R_FERRY_BUSY || row == R_POOL_BUSY;
     int64_t spin = busy ? 0 : -1;
     g.next_chan += 2;
     c.busy = busy;
     rc = chan_open(&c.tx, k, FERRY_SENDER, 1, 0, spin);
     if (rc == 0)
       rc = chan_open(&c.rx, k + 1, FERRY_RECEIVER, 1, 0, spin);
+    if (rc == 0 && op == OP_POOL_RTT)
+      rc = pool_open(&c.pool, k, 1, spin);
     if (rc == 0)
       rc = cmd(op, warm + n, MSG, k, spin, busy);
     if (rc == 0)
-      rc = rtt_loop(rtt_ferry, &c, warm, n, out);
+      rc = rtt_loop(op == OP_POOL_RTT ? rtt_pool : rtt_ferry, &c, warm, n, out);
     if (rc == 0)
       rc = cmd_done();
+    if (c.pool)
+      ferry_pool_forget(c.pool, c.tx);
+    ferry_pool_close(c.pool);
     ferry_channel_close(c.tx);
     ferry_channel_close(c.rx);
     chan_unlink(k);
     chan_unlink(k + 1);
+    if (op == OP_POOL_RTT)
+      pool_unlink(k);
   } else {
     rtt_fn fn = op == OP_SPIN       ? rtt_spin
                 : op == OP_FUTEX    ? rtt_futex
@@ -2266,6 +2357,15 @@ static void ratio_text(int r, char *b, size_t cap) {
       snprintf(b, cap, "p50 %.2fx, p99 %.2fx spin", x->p50 / g.res[R_SPIN].p50,
                x->p99 / g.res[R_SPIN].p99);
     break;
+  case R_POOL_BUSY:
+  case R_POOL_BLOCK: {
+    int base = r == R_POOL_BUSY ? R_FERRY_BUSY : R_FERRY_BLOCK;
+    if (ok(base))
+      snprintf(b, cap, "p50 %.2fx, p99 %.2fx ferry %s 64 B",
+               x->p50 / g.res[base].p50, x->p99 / g.res[base].p99,
+               g_rows[base].test);
+    break;
+  }
   case R_PIPE_RTT:
   case R_UNIX_RTT:
   case R_FERRY_BLOCK:
@@ -2329,6 +2429,10 @@ static const struct goal {
      R_READ_SCAN, 0.9, 0},
     {"window scan >= 0.9x read() (4 KiB page cache)", R_WINDOW_SCAN4K,
      R_READ_SCAN4K, 0.9, 0},
+    {"3 MiB pool hand-off RTT p50 <= 1.2x 64 B (busy)", R_POOL_BUSY,
+     R_FERRY_BUSY, 1.2, 1},
+    {"3 MiB pool hand-off RTT p50 <= 1.2x 64 B (blocking)", R_POOL_BLOCK,
+     R_FERRY_BLOCK, 1.2, 1},
 };
 
 static void print_table(double secs, int cpus[2], int ncpu, int pinned,
@@ -2395,7 +2499,8 @@ static void print_table(double secs, int cpus[2], int ncpu, int pinned,
       printf("  %-52s n/a (not measured)\n", gl->what);
       continue;
     }
-    if (gl->a == R_FERRY_BUSY || gl->a == R_FERRY_BLOCK)
+    if (gl->a == R_FERRY_BUSY || gl->a == R_FERRY_BLOCK ||
+        gl->a == R_POOL_BUSY || gl->a == R_POOL_BLOCK)
       v = g.res[gl->a].p50 / g.res[gl->b].p50;
     else if (gl->a == R_FERRY_BIG)
       v = big_ratio(gl->a);
@@ -2511,9 +2616,10 @@ static int bench_run(const char *const *self_prefix) {
   static const int small_rows[] = {R_RING_STREAM, R_FERRY_STREAM, R_FERRY_ZC};
   static const int big_rows[] = {R_RING_BIG, R_FERRY_BIG};
   static const int fd_rows[] = {R_PIPE_STREAM, R_UNIX_STREAM};
-  static const int busy_rows[] = {R_SPIN, R_FERRY_BUSY, R_RING_BUSY};
+  static const int busy_rows[] = {R_SPIN, R_FERRY_BUSY, R_RING_BUSY,
+                                  R_POOL_BUSY};
   static const int block_rows[] = {R_FUTEX, R_FERRY_BLOCK, R_PIPE_RTT,
-                                   R_UNIX_RTT};
+                                   R_UNIX_RTT, R_POOL_BLOCK};
   ferry_segment_opts so = FERRY_SEGMENT_OPTS_INIT;
   char name[64], fdarg[64], cpuarg[16];
   const char *argv[64];
@@ -2580,8 +2686,8 @@ static int bench_run(const char *const *self_prefix) {
   clock_ns = clock_step();
 
   /* pairs measured next to each other, so that drift hits both alike */
-  if (run_rtt_group(busy_rows, 3, g.p.spin_n, g.p.rounds + 1) ||
-      run_rtt_group(block_rows, 4, g.p.block_n, g.p.rounds + 1) ||
+  if (run_rtt_group(busy_rows, 4, g.p.spin_n, g.p.rounds + 1) ||
+      run_rtt_group(block_rows, 5, g.p.block_n, g.p.rounds + 1) ||
       run_streams(fd_rows, 2, g.p.fd_stream_n) ||
       run_streams(small_rows, 3, g.p.small_stream_n) || run_cost(C_RING) ||
       run_cost(C_FERRY) || run_cost(C_FERRY_ZC) ||
@@ -2623,8 +2729,10 @@ static void cleanup(void) {
   if (g.helper > 0)
     proc_kill(g.helper);
   g.helper = -1;
-  for (k = 0; k < g.next_chan; k++)
+  for (k = 0; k < g.next_chan; k++) {
     chan_unlink(k); /* normally gone already: FERRY_ENOENT */
+    pool_unlink(k);
+  }
   ferry_segment_close(g.ring_seg);
   ferry_segment_close(g.ctl_seg);
   seg_name(name, sizeof name, "ring");
@@ -2681,8 +2789,10 @@ static void on_interrupt(int sig) {
   if (g_shm_prefix[0]) {
     unlink_suffix("ctl", 0, 0);
     unlink_suffix("ring", 0, 0);
-    for (k = 0; k < g.next_chan; k++)
+    for (k = 0; k < g.next_chan; k++) {
       unlink_suffix("c", k, 1);
+      unlink_suffix("p", k, 1);
+    }
   }
   if (g_scan_path[0])
     unlink(g_scan_path);

@@ -201,6 +201,46 @@ static void chan_seeds(void) {
             4096, 3, 0, 1);
 }
 
+/* fuzz_pool: LINE, DATA_SIZE, FLAGS, HANDLES (one live, one stale, one
+ * from another tag, garbage). */
+static void pool_seed(const char *file, uint64_t block_size, uint32_t count,
+                      uint32_t peers, int64_t size_delta, unsigned fuzz_flags) {
+  char name[64];
+  ferry_pool *p;
+  ferry_pool_opts po = FERRY_POOL_OPTS_INIT;
+  const ferry_segment *seg;
+  uint8_t tail[9 + 32];
+  uint64_t h;
+  int rc;
+  snprintf(name, sizeof name, "fuzz-seed-%ld", (long)getpid());
+  po.block_size = block_size;
+  po.block_count = count;
+  po.max_peers = peers;
+  rc = ferry_pool_open(&p, name, FERRY_CREATE | FERRY_EXCL, &po);
+  if (rc != 0)
+    die("create pool", rc);
+  rc = ferry_pool_alloc(p, &h, NULL, 0);
+  if (rc != 0)
+    die("alloc", rc);
+  seg = ferry_pool_segment(p);
+  le64(tail, ferry_segment_data_size(seg) + (uint64_t)size_delta);
+  tail[8] = (uint8_t)fuzz_flags;
+  le64(tail + 9, h);
+  le64(tail + 17, h + (UINT64_C(1) << 24));
+  le64(tail + 25, h ^ (UINT64_C(1) << 50));
+  le64(tail + 33, UINT64_C(0x0123456789abcdef));
+  put("fuzz_pool", file, ferry_segment_data(seg), (size_t)64, tail, sizeof tail,
+      NULL);
+  ferry_pool_close(p);
+  ferry_segment_unlink(name, 0);
+}
+
+static void pool_seeds(void) {
+  pool_seed("frames", 3 << 20, 4, 16, 0, 0);
+  pool_seed("small-fixcrc", 100, 1000, 40, 0, 1);
+  pool_seed("too-small", 4096, 2, 2, -1, 0);
+}
+
 /* fuzz_ring: a 4 KiB channel with a few records, a wrap and a pad record. */
 static void ring_seed(const char *file, unsigned kind, unsigned max_per_collect,
                       const size_t *sizes, int nsizes, int nrecv) {
@@ -295,5 +335,6 @@ int main(int argc, char **argv) {
   header_seeds();
   chan_seeds();
   ring_seeds();
+  pool_seeds();
   return 0;
 }

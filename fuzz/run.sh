@@ -11,7 +11,7 @@ build=${1:-build-fuzz}
 secs=${2:-20}
 root=$(cd "$(dirname "$0")/.." && pwd)
 case $build in /*) ;; *) build=$(pwd)/$build ;; esac
-targets="fuzz_header fuzz_chan_header fuzz_ring"
+targets="fuzz_header fuzz_chan_header fuzz_ring fuzz_pool"
 
 # Symbolised reports: Debian's llvm-14 installs llvm-symbolizer off PATH.
 if ! command -v llvm-symbolizer >/dev/null 2>&1 &&
@@ -37,6 +37,7 @@ for t in $targets; do
   fuzz_header) max_len=8448 ;;    # a whole 8 KiB segment image + trailer
   fuzz_chan_header) max_len=128 ;; # one cache line + trailer
   fuzz_ring) max_len=8222 ;;       # up to an 8 KiB ring + 30-byte prefix
+  fuzz_pool) max_len=256 ;;        # one cache line + trailer + handles
   esac
   if [ ! -x "$bin" ]; then
     echo "fuzz: $bin is missing (make fuzz builds it)" >&2

@@ -438,6 +438,222 @@ FERRY_API int ferry_channel_get_info(const ferry_channel *ch,
 FERRY_API const ferry_segment *ferry_channel_segment(const ferry_channel *ch);
 
 /* ------------------------------------------------------------------------ */
+/* Pools                                                                    */
+
+/*
+ * A pool is a segment (payload FERRY_PAYLOAD_POOL) of block_count blocks of
+ * block_size bytes each, for zero-copy hand-off of large payloads (camera
+ * frames): a process allocates a block, writes into it in place, and sends
+ * its 64-bit handle through a channel; receivers turn the handle into a
+ * pointer into their own mapping of the pool and release it when done. The
+ * block returns to the pool when its last reference is released.
+ *
+ * Blocks of 4 KiB or more start on a page boundary, smaller ones on a
+ * 64-byte boundary.
+ *
+ * References. Every reference belongs to a process attached to the pool (a
+ * peer, up to max_peers of them): one that allocated the block, or took a
+ * reference with ferry_pool_take()/ferry_pool_recv(). ferry_pool_send()
+ * keeps the sender's reference for the message until every receiver of the
+ * channel has consumed it (SPSC, MPSC: the receiver; broadcast: every
+ * subscriber; a subscriber that joins later, leaves, dies or is overrun is
+ * not waited for), and ferry_pool_recv() takes the receiver's reference
+ * before it consumes the message. So a block can never be freed while a
+ * message that names it may still be taken, and nothing is ever "in the
+ * channel" without an owner: when a process dies, the blocks it held are
+ * exactly what is reclaimed (by the next allocator that finds no free
+ * block, at most every liveness_ns, or by ferry_pool_reclaim()). A live
+ * holder is never robbed. docs/design.md has the protocol and
+ * docs/reliability.md the guarantees.
+ *
+ * Handles are (tag << 48 | generation << 24 | block index); a handle that
+ * does not name a live block of this pool at its current generation (a
+ * garbage value, a handle from another pool, a stale one whose block was
+ * freed since) is FERRY_ECORRUPT, never a wild pointer. 0 is never a handle.
+ *
+ * A pool handle (ferry_pool *) is used by one thread at a time. The fast
+ * paths (alloc, take, release, send, recv) set no detail message when they
+ * succeed; their errors do.
+ */
+typedef struct ferry_pool ferry_pool;
+
+#define FERRY_POOL_PEERS_MAX 40          /* processes attached at once */
+#define FERRY_POOL_BLOCKS_MAX (1u << 24) /* blocks in a pool */
+
+typedef struct ferry_pool_opts {
+  uint32_t struct_size;    /* sizeof(ferry_pool_opts): FERRY_POOL_OPTS_INIT */
+  uint32_t block_count;    /* create: number of blocks (required) */
+  uint64_t block_size;     /* create: bytes per block (required) */
+  uint32_t max_peers;      /* create: attached processes at most; 0 = 16,
+                              at most FERRY_POOL_PEERS_MAX */
+  uint32_t mode;           /* create: permissions; 0 = 0600 */
+  uint32_t seg_flags;      /* FERRY_SEG_PREFAULT (fault every block in at
+                              create/open), _MLOCK, _HUGEPAGES(_TRY) */
+  uint32_t reserved;       /* 0 */
+  int64_t spin_ns;         /* as ferry_channel_opts.spin_ns */
+  int64_t open_timeout_ms; /* as ferry_segment_opts.timeout_ms */
+  /* How often an allocator that finds no free block looks for dead peers
+   * whose blocks it can reclaim (a /proc read per peer): 0 = 10 ms,
+   * < 0 = never (ferry_pool_reclaim() still does). */
+  int64_t liveness_ns;
+} ferry_pool_opts;
+
+#define FERRY_POOL_OPTS_INIT                                                   \
+  { sizeof(ferry_pool_opts), 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
+/* Opens the pool NAME, attaching this process as a peer. FLAGS as for
+ * ferry_segment_open(): FERRY_CREATE (open or create), FERRY_CREATE |
+ * FERRY_EXCL (create), 0 (open); creating needs opts->block_size and
+ * opts->block_count. FERRY_RDONLY opens it as an observer (no peer slot:
+ * ferry_pool_get_info and ferry_pool_block_info only). Opening validates
+ * the pool header (FERRY_EBADHDR, FERRY_EVERSION, FERRY_ESIZE); an existing
+ * pool whose block size or count differs from non-zero options is
+ * FERRY_EINVAL; FERRY_EBUSY when every peer slot is taken by a live
+ * process (dead peers' slots are reclaimed first). */
+FERRY_API int ferry_pool_open(ferry_pool **pool, const char *name,
+                              unsigned flags, const ferry_pool_opts *opts);
+
+/* Creates an anonymous pool (see ferry_segment_create_anon), attached. */
+FERRY_API int ferry_pool_create_anon(ferry_pool **pool,
+                                     const ferry_pool_opts *opts);
+
+/* Opens the pool behind OS handle H (ferry_segment_handle() of another
+ * process's pool segment, passed or inherited); FLAGS 0 or FERRY_RDONLY. */
+FERRY_API int ferry_pool_open_handle(ferry_pool **pool, ferry_handle h,
+                                     unsigned flags,
+                                     const ferry_pool_opts *opts);
+
+/* Releases every reference this handle holds (including those kept for
+ * messages sent with ferry_pool_send that are not consumed yet: their
+ * receivers then get FERRY_ECORRUPT if the block was reused), detaches and
+ * closes. NULL is allowed. The pool stays until ferry_segment_unlink. */
+FERRY_API int ferry_pool_close(ferry_pool *pool);
+
+/* Allocates a free block: *HANDLE names it and *DATA points at its
+ * block_size bytes (contents undefined: what its last user left), which the
+ * caller may write. The caller holds one reference. TIMEOUT_NS 0 tries once
+ * (FERRY_EAGAIN when no block is free); otherwise waits at most that long
+ * (FERRY_ETIMEDOUT) for a block to be released or reclaimed from a dead
+ * peer. */
+FERRY_API int ferry_pool_alloc(ferry_pool *pool, uint64_t *handle, void **data,
+                               int64_t timeout_ns);
+
+/* Adds a reference for this process to the live block HANDLE and sets
+ * *DATA (may be NULL) to its bytes. For a handle received by other means
+ * than ferry_pool_recv, and to hold a block twice (fan-out through two
+ * channels). The block must still be held by someone: take it before the
+ * sender lets go (ferry_pool_send/recv do this for you). FERRY_ECORRUPT
+ * when HANDLE does not name a live block of this pool. */
+FERRY_API int ferry_pool_take(ferry_pool *pool, uint64_t handle, void **data);
+
+/* Sets *DATA to the bytes of block HANDLE, which this process holds.
+ * FERRY_ECORRUPT when it does not hold it or HANDLE is not valid. */
+FERRY_API int ferry_pool_data(const ferry_pool *pool, uint64_t handle,
+                              void **data);
+
+/* Releases one of this process's references to HANDLE; the block is free
+ * once nobody holds it. FERRY_ECORRUPT when this process holds no
+ * reference to it (a double release, a garbage or stale handle). */
+FERRY_API int ferry_pool_release(ferry_pool *pool, uint64_t handle);
+
+/* Sends HANDLE, followed by META_LEN bytes of META (may be 0), as one
+ * message through channel CH (opened as a sender), and hands the caller's
+ * reference to the message: the pool releases it once every receiver of CH
+ * has consumed the message (checked by later calls on this pool handle:
+ * alloc, send, flush, ferry_pool_reclaim). Exception: on a broadcast
+ * channel with FERRY_CHANNEL_OVERRUN the sender never waits for a slow
+ * subscriber, so an alloc that finds no free block lets go of the oldest
+ * such references first (a subscriber that reaches their messages gets
+ * FERRY_EOVERRUN). Send to several channels: take an extra
+ * reference first, one per send. On error the caller still holds its
+ * reference. Errors: FERRY_ECORRUPT (HANDLE not held), and those of
+ * ferry_channel_reserve. CH must stay open while the pool tracks messages
+ * on it: call ferry_pool_forget(POOL, CH) before closing CH. */
+FERRY_API int ferry_pool_send(ferry_pool *pool, ferry_channel *ch,
+                              uint64_t handle, const void *meta,
+                              size_t meta_len, int64_t timeout_ns);
+
+/* Receives the next message sent with ferry_pool_send through CH (opened as
+ * a receiver): takes a reference to its block, then consumes the message.
+ * Sets *HANDLE, *DATA (the block's bytes; may be NULL), and copies up to
+ * META_CAP bytes of its META into META, setting *META_LEN (may be NULL) to
+ * the full length. Release the block with ferry_pool_release when done.
+ * Errors: those of ferry_channel_peek (FERRY_EAGAIN, FERRY_ETIMEDOUT,
+ * FERRY_ECLOSED ...); FERRY_ECORRUPT when the message names no live block
+ * (not a pool message, a garbage handle, or a block reclaimed because its
+ * sender died): the message is consumed, and the next call goes on;
+ * FERRY_EOVERRUN (broadcast with overrun) when the message was overwritten
+ * while being read, or its block was let go by the sender (see
+ * ferry_pool_send): the message is lost, nothing is held. */
+FERRY_API int ferry_pool_recv(ferry_pool *pool, ferry_channel *ch,
+                              uint64_t *handle, void **data, void *meta,
+                              size_t meta_cap, size_t *meta_len,
+                              int64_t timeout_ns);
+
+/* Waits until every message sent with ferry_pool_send through this handle
+ * has been consumed by every receiver (and the references kept for them
+ * released): call it before closing a sender that should not cut its last
+ * messages short. TIMEOUT_NS 0 checks once (FERRY_EAGAIN), else
+ * FERRY_ETIMEDOUT. */
+FERRY_API int ferry_pool_flush(ferry_pool *pool, int64_t timeout_ns);
+
+/* Releases the references this pool handle keeps for messages sent through
+ * CH that are not consumed yet (their receivers then get FERRY_ECORRUPT if
+ * the block is reused). Call it before closing CH. Returns how many. */
+FERRY_API int ferry_pool_forget(ferry_pool *pool, ferry_channel *ch);
+
+/* Now, without waiting: releases the references kept for messages that
+ * have been consumed, and reclaims the references of dead peers (any
+ * process attached to the pool whose pid is gone or reused). Returns the
+ * number of references released or reclaimed. */
+FERRY_API int ferry_pool_reclaim(ferry_pool *pool);
+
+FERRY_API uint64_t ferry_pool_block_size(const ferry_pool *pool);
+FERRY_API uint32_t ferry_pool_block_count(const ferry_pool *pool);
+
+/* The segment under the pool (for ferry_segment_get_info, _handle). */
+FERRY_API const ferry_segment *ferry_pool_segment(const ferry_pool *pool);
+
+typedef struct ferry_pool_peer {
+  uint32_t slot;  /* peer slot: bit SLOT of ferry_pool_block.holders */
+  uint32_t state; /* 1 attaching, 2 attached, 3 being retired (dead) */
+  uint64_t pid;
+  int32_t alive;   /* 1, 0, or -1 when the OS will not tell */
+  uint32_t held;   /* blocks it holds */
+  uint64_t allocs; /* allocations it made */
+} ferry_pool_peer;
+
+typedef struct ferry_pool_info {
+  uint64_t block_size;
+  uint64_t block_stride; /* bytes from one block to the next */
+  uint32_t block_count;
+  uint32_t max_peers;
+  uint32_t free;      /* blocks nobody holds */
+  uint32_t used;      /* blocks someone holds */
+  uint64_t allocs;    /* allocations, attached and departed peers */
+  uint64_t reclaimed; /* references reclaimed from dead peers */
+  uint64_t retired;   /* dead peers whose slots were freed */
+  uint32_t npeers;    /* entries filled in peers[] */
+  ferry_pool_peer peers[FERRY_POOL_PEERS_MAX];
+} ferry_pool_info;
+
+/* Fills INFO (INFO_SIZE = sizeof *INFO) with a snapshot. */
+FERRY_API int ferry_pool_get_info(const ferry_pool *pool, ferry_pool_info *info,
+                                  size_t info_size);
+
+typedef struct ferry_pool_block {
+  uint32_t index;
+  uint32_t gen;     /* generation: allocations of this block so far */
+  uint64_t holders; /* bit i: peer slot i holds it; 0 = free */
+  uint64_t handle;  /* its current handle (0 if never allocated) */
+} ferry_pool_block;
+
+/* Fills BLOCK (BLOCK_SIZE = sizeof *BLOCK) with a snapshot of block INDEX
+ * (FERRY_EINVAL when INDEX >= block_count). */
+FERRY_API int ferry_pool_block_info(const ferry_pool *pool, uint32_t index,
+                                    ferry_pool_block *block, size_t block_size);
+
+/* ------------------------------------------------------------------------ */
 /* Robust mutex                                                             */
 
 /*

@@ -36,14 +36,15 @@ struct ferry_channel {
   ferry_os_waitpoint wp_rx, wp_tx;
 
   /* sender */
-  uint64_t tail;    /* single producer: our tail (published copy in h->tail) */
-  uint64_t limit;   /* we may write below this position without checking */
-  uint64_t seq;     /* broadcast: number of the next message */
-  uint64_t oldest;  /* broadcast overrun: our copy of h->oldest */
-  uint64_t sent;    /* messages sent through this handle */
-  int reserved;     /* a reserve is open */
-  uint64_t res_pos; /* position of the reserved record */
-  uint64_t res_end; /* position after it */
+  uint64_t tail;     /* single producer: our tail (published copy in h->tail) */
+  uint64_t limit;    /* we may write below this position without checking */
+  uint64_t seq;      /* broadcast: number of the next message */
+  uint64_t oldest;   /* broadcast overrun: our copy of h->oldest */
+  uint64_t sent;     /* messages sent through this handle */
+  uint64_t last_end; /* position after the last message committed */
+  int reserved;      /* a reserve is open */
+  uint64_t res_pos;  /* position of the reserved record */
+  uint64_t res_end;  /* position after it */
   uint64_t res_start; /* position where the claim began (before padding) */
   size_t res_len;     /* bytes reserved for the message */
 
@@ -180,10 +181,14 @@ static void chan_init(void *data, uint64_t size, void *ctx) {
 /* ---------------------------------------------------------------------- */
 /* Peers                                                                  */
 
+/* The identity fields of a slot (pid, start, boot at 8..31, as in every
+ * peer slot: src/peers.h). */
+static struct ferry__peer_id *peer_id(const struct ferry_chan_peer *p) {
+  return (struct ferry__peer_id *)(void *)&((struct ferry_chan_peer *)p)->pid;
+}
+
 static int peer_alive(const struct ferry_chan_peer *p) {
-  return ferry__proc_alive(ferry__load_acquire(&p->pid),
-                           ferry__load_relaxed(&p->start),
-                           ferry__load_relaxed(&p->boot));
+  return ferry__peer_id_alive(peer_id(p));
 }
 
 static int role_is_unique(uint32_t kind, unsigned role) {
@@ -206,16 +211,12 @@ static void peer_fold(struct ferry_chan_hdr *h, struct ferry_chan_peer *p) {
 
 static void peer_fill(ferry_channel *ch, struct ferry_chan_peer *p,
                       unsigned role) {
-  uint64_t start = 0;
-  ferry_os_proc_start(ferry_os_pid(), &start);
   /* The slot's pid is 0 while we hold it CLAIMED, so nobody judges it;
    * the pid goes in last (release), and with it the rest is visible. */
   p->role = role;
-  ferry__store_relaxed(&p->start, start);
-  ferry__store_relaxed(&p->boot, ferry_os_boot_id());
   ferry__store_relaxed(&p->msgs, 0);
   ferry__store_relaxed(&p->lost, 0);
-  ferry__store_release(&p->pid, ferry_os_pid());
+  ferry__peer_id_fill(peer_id(p));
   ch->me = p;
   ch->my_index = (uint32_t)(p - ch->peers);
 }
@@ -460,9 +461,11 @@ int ferry_channel_open(ferry_channel **out, const char *name, unsigned flags,
   ch->my_index = UINT32_MAX;
   {
     int global = (o.seg_flags & FERRY_SEG_GLOBAL) != 0;
-    rc = ferry_os_waitpoint_open(&ch->wp_rx, name, global, 0);
+    char key[FERRY_NAME_MAX + 1];
+    ferry__segment_sync_key(ch->seg, key, sizeof key);
+    rc = ferry_os_waitpoint_open(&ch->wp_rx, key, global, 0);
     if (rc == 0)
-      rc = ferry_os_waitpoint_open(&ch->wp_tx, name, global, 1);
+      rc = ferry_os_waitpoint_open(&ch->wp_tx, key, global, 1);
     else
       ch->wp_tx.h = FERRY_OS_NO_HANDLE;
     if (rc != 0) {
@@ -572,6 +575,29 @@ int ferry_channel_close(ferry_channel *ch) {
 /* ---------------------------------------------------------------------- */
 /* Sending                                                                */
 
+/* Broadcast sender: the slowest active subscriber's cursor (our tail when
+ * there is none) into *MIN. */
+static int bc_min_cursor(ferry_channel *ch, uint64_t *min) {
+  uint64_t t = ch->tail;
+  uint32_t i;
+  *min = t;
+  /* Pairs with the fence of a joining subscriber (see its open). */
+  atomic_thread_fence(memory_order_seq_cst);
+  for (i = 0; i < ch->max_peers; i++) {
+    struct ferry_chan_peer *p = &ch->peers[i];
+    uint64_t c;
+    if (ferry__load_acquire(&p->state) != FERRY_PEER_ACTIVE ||
+        p->role != FERRY_RECEIVER)
+      continue;
+    c = ferry__load_acquire(&p->cursor);
+    if (c > t || t - c > ch->cap)
+      return FERRY_ECORRUPT;
+    if (c < *min)
+      *min = c;
+  }
+  return 0;
+}
+
 /* Single producer: the limit below which we may write. FERRY_EAGAIN if it
  * did not move far enough for END. */
 static int sp_refresh_limit(ferry_channel *ch, uint64_t end) {
@@ -584,22 +610,10 @@ static int sp_refresh_limit(ferry_channel *ch, uint64_t end) {
   } else if (ch->flags & FERRY_CHANNEL_OVERRUN) {
     ch->limit = UINT64_MAX;
   } else {
-    uint64_t min = t;
-    uint32_t i;
-    /* Pairs with the fence of a joining subscriber (see its open). */
-    atomic_thread_fence(memory_order_seq_cst);
-    for (i = 0; i < ch->max_peers; i++) {
-      struct ferry_chan_peer *p = &ch->peers[i];
-      uint64_t c;
-      if (ferry__load_acquire(&p->state) != FERRY_PEER_ACTIVE ||
-          p->role != FERRY_RECEIVER)
-        continue;
-      c = ferry__load_acquire(&p->cursor);
-      if (c > t || t - c > ch->cap)
-        return FERRY_ECORRUPT;
-      if (c < min)
-        min = c;
-    }
+    uint64_t min;
+    int rc = bc_min_cursor(ch, &min);
+    if (rc != 0)
+      return rc;
     ch->limit = min + ch->cap;
   }
   return end <= ch->limit ? 0 : FERRY_EAGAIN;
@@ -875,6 +889,7 @@ int ferry_channel_commit(ferry_channel *ch, size_t len) {
     }
   }
   ch->reserved = 0;
+  ch->last_end = end;
   ch->sent++;
   ferry__store_relaxed(&ch->me->msgs, ch->sent);
   ferry__waitq_wake(&ch->h->rx, &ch->wp_rx);
@@ -1381,5 +1396,37 @@ int ferry_channel_get_info(const ferry_channel *ch, ferry_channel_info *info,
   }
   memcpy(info, i, info_size < sizeof *i ? info_size : sizeof *i);
   free(i);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* For pools (src/pool.c)                                                 */
+
+uint64_t ferry__channel_sent_end(const ferry_channel *ch) {
+  return ch->last_end;
+}
+
+int ferry__channel_overrun(const ferry_channel *ch) {
+  return (ch->flags & FERRY_CHANNEL_OVERRUN) != 0;
+}
+
+int ferry__channel_consumed(ferry_channel *ch, int check_peers, uint64_t *pos) {
+  uint64_t hd;
+  if (ch->role != FERRY_SENDER)
+    return FERRY_EINVAL;
+  if (ch->kind != FERRY_CHANNEL_BROADCAST) {
+    hd = ferry__load_acquire(&ch->h->head);
+    if (hd > ch->tail && ch->kind == FERRY_CHANNEL_SPSC)
+      return FERRY_ECORRUPT;
+    *pos = hd;
+    return 0;
+  }
+  if (check_peers)
+    bc_evict_dead(ch); /* a dead subscriber will never consume */
+  if (bc_min_cursor(ch, &hd) != 0)
+    return FERRY_ECORRUPT;
+  /* Overrun: what lies before the oldest intact record is gone. */
+  *pos =
+      (ch->flags & FERRY_CHANNEL_OVERRUN) && ch->oldest > hd ? ch->oldest : hd;
   return 0;
 }

@@ -23,6 +23,8 @@
 #include <stdint.h>
 
 #include "atomics.h"
+#include "ferry.h"
+#include "peers.h"
 #include "sync.h"
 
 #define FERRY_CHAN_MAGIC "FERRYCHN"
@@ -81,11 +83,7 @@ struct ferry_chan_hdr {
   uint8_t reserved5[24];       /* 360 */
 };                             /* 384 */
 
-/* Peer slot states. */
-#define FERRY_PEER_FREE 0u     /* pid is 0 */
-#define FERRY_PEER_CLAIMED 1u  /* being filled in by the process in pid */
-#define FERRY_PEER_ACTIVE 2u   /* attached */
-#define FERRY_PEER_RETIRING 3u /* a dead peer's slot, being freed */
+/* Peer slot states FERRY_PEER_* are in peers.h. */
 
 struct ferry_chan_peer {
   _Atomic uint32_t state; /*  0 FERRY_PEER_* */
@@ -161,6 +159,10 @@ FERRY_PEER_CHECK_(claim_end, 56);
 _Static_assert(_Alignof(struct ferry_chan_peer) == 8, "peer slot 8-aligned");
 _Static_assert(offsetof(struct ferry__waitq, sleepers) == 4, "sleepers at 4");
 _Static_assert(sizeof(struct ferry__waitq) == 8, "wait queue 8 bytes");
+_Static_assert(offsetof(struct ferry_chan_peer, pid) == 8 &&
+                   offsetof(struct ferry_chan_peer, start) == 16 &&
+                   offsetof(struct ferry_chan_peer, boot) == 24,
+               "identity at 8..31, as struct ferry__peer_id (peers.h)");
 
 /* Record headers. */
 struct ferry_rec {
@@ -202,5 +204,20 @@ int ferry__rec_parse(uint32_t word, uint64_t idx, uint64_t avail, uint64_t cap,
 
 /* CRC of the immutable line. */
 uint32_t ferry__chan_crc(const struct ferry_chan_hdr *h);
+
+/* For pools. The position after the last message CH (a sender) committed. */
+uint64_t ferry__channel_sent_end(const ferry_channel *ch);
+
+/* For pools: 1 for a broadcast channel with FERRY_CHANNEL_OVERRUN. */
+int ferry__channel_overrun(const ferry_channel *ch);
+
+/* For pools: into *POS, how far every receiver of CH (a sender's handle)
+ * has consumed: the receiver's head (SPSC, MPSC), or the slowest active
+ * subscriber's cursor (broadcast; the tail when there is none; with overrun
+ * never behind the oldest intact record). A message that ends at or before
+ * *POS will never be read again. CHECK_PEERS: first evict dead broadcast
+ * subscribers (a /proc read each). FERRY_EINVAL for a receiver's handle,
+ * FERRY_ECORRUPT for positions that cannot be right. */
+int ferry__channel_consumed(ferry_channel *ch, int check_peers, uint64_t *pos);
 
 #endif

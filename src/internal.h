@@ -35,4 +35,12 @@ const char *ferry__segment_os_name(const ferry_segment *seg);
 int ferry__segment_created(const ferry_segment *seg);
 uint32_t ferry__segment_payload(const ferry_segment *seg);
 
+/* The key under which the segment's wait points are opened (on Windows a
+ * named semaphore is made from it): its ferry name, or for an anonymous or
+ * file-backed segment "@seg-PID-START" (its creator's pid and start time,
+ * in hex; '@' cannot start a ferry name, so no named segment has this
+ * key). Written into BUF (CAP bytes, FERRY_NAME_MAX + 1 is enough). */
+const char *ferry__segment_sync_key(const ferry_segment *seg, char *buf,
+                                    size_t cap);
+
 #endif

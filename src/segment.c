@@ -584,6 +584,17 @@ const char *ferry__segment_os_name(const ferry_segment *seg) {
 
 int ferry__segment_created(const ferry_segment *seg) { return seg->created; }
 
+const char *ferry__segment_sync_key(const ferry_segment *seg, char *buf,
+                                    size_t cap) {
+  if (seg->hdr.kind == FERRY_KIND_NAMED && seg->hdr.name[0])
+    snprintf(buf, cap, "%.*s", (int)FERRY_NAME_MAX, seg->hdr.name);
+  else
+    snprintf(buf, cap, "@seg-%llx-%llx",
+             (unsigned long long)seg->hdr.creator_pid,
+             (unsigned long long)seg->hdr.creator_start);
+  return buf;
+}
+
 uint32_t ferry__segment_payload(const ferry_segment *seg) {
   return seg->hdr.payload;
 }

@@ -146,8 +146,8 @@ int test_exec(const char *path, const char *const *argv, const char *in,
 /* Starts program PATH with ARGV like test_exec, but returns at once with
  * its process id (for test_wait): standard input from IN (NULL: the null
  * device), standard output into the file OUT_PATH (NULL: inherited). */
-long test_exec_start(const char *path, const char *const *argv,
-                     const char *in, const char *out_path);
+long test_exec_start(const char *path, const char *const *argv, const char *in,
+                     const char *out_path);
 
 /* Runs a shell command line (/bin/sh) with output captured: returns the exit
  * code (or 128 + signal) and fills OUT/ERR (may be NULL) with stdout and
@@ -156,6 +156,15 @@ long test_exec_start(const char *path, const char *const *argv,
  * calling test is skipped (exit 77) with that reason. */
 int test_run(const char *cmdline, char *out, size_t out_cap, char *err,
              size_t err_cap, int64_t timeout_ms);
+
+/* Polls *WORD (a 32-bit atomic in shared memory, passed as void * so that
+ * this header needs no <stdatomic.h>) until it is at least WANT; fails the
+ * test after 60 s (scaled), or at once when process PID (if > 0) has
+ * exited. For "I am at the point where you may kill me" handshakes. */
+void test_await(void *word, uint32_t want, long pid);
+
+/* test_kill, then reaps PID, asserting that the kill ended it (137). */
+void test_kill_reap(long pid);
 
 /* 1 if this process is root (and so may drop privileges or unshare);
  * always 0 on Windows. */

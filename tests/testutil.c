@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 
 #include "../tools/ferry/proc.h"
 
@@ -153,6 +154,28 @@ int test_wait(long pid, int64_t timeout_ms) {
 
 void test_kill(long pid) { proc_kill_nowait(pid); }
 
+void test_kill_reap(long pid) {
+  int code;
+  test_kill(pid);
+  code = test_wait(pid, test_timeout_ms(30000));
+  if (code != 137)
+    TEST_FAIL("process %ld ended with %d, not by the kill", pid, code);
+}
+
+void test_await(void *word, uint32_t want, long pid) {
+  _Atomic uint32_t *w = (_Atomic uint32_t *)word;
+  int64_t deadline = proc_now_ns() + test_timeout_ms(60000) * 1000000;
+  while (atomic_load(w) < want) {
+    int code;
+    if (proc_now_ns() > deadline)
+      TEST_FAIL("timed out waiting for %u (at %u)", (unsigned)want,
+                (unsigned)atomic_load(w));
+    if (pid > 0 && (code = proc_wait(pid, 0)) >= 0)
+      TEST_FAIL("process %ld is gone (exit %d)", pid, code);
+    test_sleep_ms(1);
+  }
+}
+
 static void slurp(const char *path, char *buf, size_t cap) {
   FILE *f;
   size_t n = 0;
@@ -209,8 +232,8 @@ int test_exec(const char *path, const char *const *argv, const char *in,
   return collect(pid, timeout_ms, o, out, out_cap, e, err, err_cap);
 }
 
-long test_exec_start(const char *path, const char *const *argv,
-                     const char *in, const char *out_path) {
+long test_exec_start(const char *path, const char *const *argv, const char *in,
+                     const char *out_path) {
   long pid = proc_spawn(path, argv, in ? in : NULL_DEVICE, out_path, NULL);
   if (pid <= 0)
     TEST_FAIL("cannot start %s", path);

@@ -113,4 +113,19 @@ int cli_cmd_recv(int argc, char **argv);
 int cli_cmd_demo(int argc, char **argv);
 int cli_cmd_gc(int argc, char **argv);
 
+/* pool.c: ferry create --pool, and the pool part of ferry info. */
+struct ferry_pool;
+struct ferry_pool_info;
+int cli_pool_create(const char *cmd, const char *name, uint64_t block_size,
+                    uint64_t blocks, uint32_t max_peers, uint32_t mode,
+                    uint32_t seg_flags);
+/* Opens pool NAME as an observer and fills *IN (allocated; free it, and
+ * close *P). Returns a ferry code. */
+int cli_pool_inspect(const char *name, struct ferry_pool **p,
+                     struct ferry_pool_info **in);
+void cli_pool_print_text(const struct ferry_pool *p,
+                         const struct ferry_pool_info *in);
+void cli_pool_print_json(const struct ferry_pool *p,
+                         const struct ferry_pool_info *in);
+
 #endif

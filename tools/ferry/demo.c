@@ -25,6 +25,15 @@
  * Every blocking call has a timeout; process 1 waits in short slices and
  * checks in between whether process 2 still runs, reaps it with proc_wait,
  * kills it on a timeout, and removes both channels on every path.
+ *
+ * --zero-copy: the frames live in a pool (ferry_pool_*) of --blocks blocks
+ * instead of the ring; process 1 allocates a block, writes the frame in
+ * place and sends its handle (8 bytes) through the frames channel with
+ * ferry_pool_send; process 2 turns it back into a pointer with
+ * ferry_pool_recv, verifies the frame in place and releases the block.
+ * --headers-only: neither side touches the payload (the sender writes the
+ * 64-byte header, the receiver checks it), so what is measured is the
+ * hand-off itself, whose cost does not depend on the frame size.
  */
 #if defined(_WIN32)
 #ifndef __USE_MINGW_ANSI_STDIO
@@ -51,6 +60,8 @@
 /* Process 1 waits in slices this long, checking process 2 in between. */
 #define DEMO_SLICE_NS (INT64_C(50) * 1000000)
 #define DEMO_MAGIC UINT64_C(0x454d415246595246) /* "FRYFRAME" */
+#define DEMO_BLOCKS_DEFAULT 4
+#define DEMO_HANDLE_CAPACITY (64u << 10) /* frames channel with --zero-copy */
 
 /* The frame header, at the start of every frame message. */
 struct frame_hdr {
@@ -224,7 +235,8 @@ static const char *ack_status_str(uint32_t status) {
 /* Usage and options                                                        */
 
 const char cli_demo_usage[] =
-    "usage: ferry demo [--frames N] [--size BYTES] [--json]\n"
+    "usage: ferry demo [--frames N] [--size BYTES] [--zero-copy [--blocks N]]\n"
+    "                  [--headers-only] [--json]\n"
     "\n"
     "The main job: streams N frames of BYTES bytes from this process to a\n"
     "second one (this program again) through an SPSC channel, zero-copy on\n"
@@ -244,6 +256,16 @@ const char cli_demo_usage[] =
     "  --size BYTES       payload bytes per frame, suffixes K, M, G as for\n"
     "                     create (default 3M, at most 1G); the ring holds at\n"
     "                     least two frames\n"
+    "  --frame-size BYTES the same as --size\n"
+    "  --zero-copy        the frames live in a pool of blocks (a segment\n"
+    "                     demo-*-pool); the frames channel carries only\n"
+    "                     their 8-byte handles (ferry_pool_send/recv)\n"
+    "  --blocks N         with --zero-copy: blocks in the pool (default 4)\n"
+    "  --headers-only     the sender writes only each frame's 64-byte\n"
+    "                     header and the receiver checks only that: the\n"
+    "                     payload is neither written nor read, so frames/s\n"
+    "                     shows the cost of the hand-off alone (with\n"
+    "                     --zero-copy it does not depend on the frame size)\n"
     "  --json             one JSON object instead of the text\n"
     "  --timeout SECONDS  bound on every wait, in both processes (default\n"
     "                     10; decimals allowed)\n"
@@ -255,6 +277,11 @@ struct demo {
   uint64_t frames, size;
   int64_t timeout_ns;
   int json;
+  int zero_copy;    /* --zero-copy */
+  int headers_only; /* --headers-only */
+  uint64_t blocks;  /* --blocks */
+  char pname[FERRY_NAME_MAX + 1];
+  ferry_pool *pool;
   int corrupt; /* --corrupt-frame given */
   uint64_t corrupt_frame;
   char fname[FERRY_NAME_MAX + 1], aname[FERRY_NAME_MAX + 1];
@@ -283,7 +310,7 @@ static int recv_fail(const char *what, int rc) {
 
 /* Checks one frame against the number and size expected. */
 static uint32_t frame_check(const ferry_msg *m, uint64_t expect, uint64_t size,
-                            uint64_t *got) {
+                            int headers_only, uint64_t *got) {
   struct frame_hdr h;
   const unsigned char *p = (const unsigned char *)m->data;
   *got = UINT64_MAX;
@@ -297,29 +324,54 @@ static uint32_t frame_check(const ferry_msg *m, uint64_t expect, uint64_t size,
     return ACK_ORDER;
   if (h.size != size || m->len - FRAME_HDR != size)
     return ACK_SIZE;
-  if (frame_sum(p + FRAME_HDR, size, h.number) != h.checksum)
+  if (!headers_only && frame_sum(p + FRAME_HDR, size, h.number) != h.checksum)
     return ACK_CHECKSUM;
   return ACK_OK;
 }
 
+/* Receives one frame's block from the pool: *M points at it in place. */
+static int recv_block(ferry_pool *pool, ferry_channel *in, ferry_msg *m,
+                      uint64_t *handle, uint64_t size, int64_t timeout_ns) {
+  void *data;
+  int rc = ferry_pool_recv(pool, in, handle, &data, NULL, 0, NULL, timeout_ns);
+  if (rc != 0)
+    return rc;
+  m->data = data;
+  m->len = (size_t)(FRAME_HDR + size);
+  m->seq = 0;
+  return 1;
+}
+
 static int demo_receiver(const char *fname, const char *aname, uint64_t frames,
-                         uint64_t size, int64_t timeout_ns) {
+                         uint64_t size, const char *pname, int headers_only,
+                         int64_t timeout_ns) {
   ferry_channel_opts fo = FERRY_CHANNEL_OPTS_INIT;
   ferry_channel *in = NULL, *out = NULL;
+  ferry_pool *pool = NULL;
   ferry_msg msgs[64];
-  uint64_t next = 0, per_batch;
+  uint64_t next = 0, per_batch, handle = 0;
   int rc, status = EXIT_FAIL;
+
+  if (pname) {
+    rc = ferry_pool_open(&pool, pname, 0, NULL);
+    if (rc != 0) {
+      cli_fail_line("demo: receiver", pname, rc);
+      return EXIT_FAIL;
+    }
+  }
 
   fo.seg_flags = FERRY_SEG_PREFAULT;
   rc = ferry_channel_open(&in, fname, 0, FERRY_RECEIVER, &fo);
   if (rc != 0) {
     cli_fail_line("demo: receiver", fname, rc);
+    ferry_pool_close(pool);
     return EXIT_FAIL;
   }
   rc = ferry_channel_open(&out, aname, 0, FERRY_SENDER, NULL);
   if (rc != 0) {
     cli_fail_line("demo: receiver", aname, rc);
     ferry_channel_close(in);
+    ferry_pool_close(pool);
     return EXIT_FAIL;
   }
   {
@@ -343,7 +395,9 @@ static int demo_receiver(const char *fname, const char *aname, uint64_t frames,
     per_batch = sizeof msgs / sizeof msgs[0];
 
   while (next < frames) {
-    int n = ferry_channel_peek(in, msgs, (size_t)per_batch, timeout_ns), i;
+    int n = pool ? recv_block(pool, in, msgs, &handle, size, timeout_ns)
+                 : ferry_channel_peek(in, msgs, (size_t)per_batch, timeout_ns),
+        i;
     if (n == FERRY_ECLOSED) {
       fprintf(stderr,
               "ferry: demo: receiver: the stream ended after %llu of %llu "
@@ -359,7 +413,7 @@ static int demo_receiver(const char *fname, const char *aname, uint64_t frames,
       struct ack a;
       memset(&a, 0, sizeof a);
       a.number = next;
-      a.status = frame_check(&msgs[i], next, size, &a.got);
+      a.status = frame_check(&msgs[i], next, size, headers_only, &a.got);
       a.done_ns = proc_now_ns();
       rc = ferry_channel_send(out, &a, sizeof a, timeout_ns);
       if (rc != 0) {
@@ -369,14 +423,15 @@ static int demo_receiver(const char *fname, const char *aname, uint64_t frames,
       if (a.status != ACK_OK)
         goto out; /* process 1 reports it */
     }
-    rc = ferry_channel_release(in);
+    rc = pool ? ferry_pool_release(pool, handle) : ferry_channel_release(in);
     if (rc != 0) {
       recv_fail("releasing frames", rc);
       goto out;
     }
   }
   /* Every frame is in: the stream must end now, with nothing more. */
-  rc = ferry_channel_peek(in, msgs, 1, timeout_ns);
+  rc = pool ? recv_block(pool, in, msgs, &handle, size, timeout_ns)
+            : ferry_channel_peek(in, msgs, 1, timeout_ns);
   if (rc >= 0) {
     fprintf(stderr, "ferry: demo: receiver: a frame after the last one\n");
     goto out;
@@ -389,6 +444,7 @@ static int demo_receiver(const char *fname, const char *aname, uint64_t frames,
 out:
   ferry_channel_close(out);
   ferry_channel_close(in);
+  ferry_pool_close(pool);
   return status;
 }
 
@@ -494,16 +550,22 @@ static int take_acks(struct demo *d, int wait) {
   }
 }
 
-/* Reserves room for the next frame, waiting in slices, watching process 2
- * and taking acknowledgements meanwhile. */
-static int reserve_frame(struct demo *d, size_t len, void **buf) {
+/* Gets room for the next frame: in the ring (reserve) or, with
+ * --zero-copy, a block of the pool (*HANDLE); waits in slices, watching
+ * process 2 and taking acknowledgements meanwhile. */
+static int frame_room(struct demo *d, size_t len, uint64_t *handle,
+                      void **buf) {
   int64_t deadline = proc_now_ns() + d->timeout_ns;
   for (;;) {
-    int rc = ferry_channel_reserve(d->ch_frames, len, buf, DEMO_SLICE_NS);
+    int rc = d->zero_copy
+                 ? ferry_pool_alloc(d->pool, handle, buf, DEMO_SLICE_NS)
+                 : ferry_channel_reserve(d->ch_frames, len, buf, DEMO_SLICE_NS);
     if (rc == 0)
       return 0;
     if (rc != FERRY_ETIMEDOUT)
-      return cli_fail("demo", d->fname, rc, "cannot reserve a frame: %s",
+      return cli_fail("demo", d->zero_copy ? d->pname : d->fname, rc,
+                      "cannot %s: %s",
+                      d->zero_copy ? "allocate a block" : "reserve a frame",
                       ferry_strerror(rc));
     rc = take_acks(d, 0);
     if (rc != 0)
@@ -511,7 +573,8 @@ static int reserve_frame(struct demo *d, size_t len, void **buf) {
     if (child_gone(d))
       return child_died(d);
     if (proc_now_ns() >= deadline)
-      return timed_out(d, "no room for a frame");
+      return timed_out(d,
+                       d->zero_copy ? "no free block" : "no room for a frame");
   }
 }
 
@@ -541,7 +604,10 @@ static void report(const struct demo *d, int64_t start_ns) {
   p99 = pct_us(d->lat, d->frames, 99);
   pmax = (double)d->lat[d->frames - 1] / 1000.0;
   if (d->json) {
-    printf("{\"frames\":%llu,\"frame_size\":%llu,\"channel_capacity\":%llu,"
+    printf("{\"zero_copy\":%s,\"headers_only\":%s,\"pool_blocks\":%llu,",
+           d->zero_copy ? "true" : "false", d->headers_only ? "true" : "false",
+           (unsigned long long)(d->zero_copy ? d->blocks : 0));
+    printf("\"frames\":%llu,\"frame_size\":%llu,\"channel_capacity\":%llu,"
            "\"elapsed_s\":%.6f,\"frames_per_s\":%.1f,\"mb_per_s\":%.1f,"
            "\"latency_p50_us\":%.1f,\"latency_p99_us\":%.1f,"
            "\"latency_max_us\":%.1f,\"verified\":%llu,\"lost\":%llu,"
@@ -553,10 +619,19 @@ static void report(const struct demo *d, int64_t start_ns) {
            (unsigned long long)d->corrupt_seen);
     return;
   }
-  printf("ferry demo: %llu frames of %s through the SPSC channel %s (%s "
-         "ring) to a second process; acknowledgements through %s\n",
-         (unsigned long long)d->frames, cli_fmt_size(d->size, b, sizeof b),
-         d->fname, cli_fmt_size(d->cap, c, sizeof c), d->aname);
+  if (d->zero_copy)
+    printf("ferry demo: %llu frames of %s in the pool %s (%llu blocks), "
+           "handles through the SPSC channel %s, to a second process%s; "
+           "acknowledgements through %s\n",
+           (unsigned long long)d->frames, cli_fmt_size(d->size, b, sizeof b),
+           d->pname, (unsigned long long)d->blocks, d->fname,
+           d->headers_only ? " (headers only)" : "", d->aname);
+  else
+    printf("ferry demo: %llu frames of %s through the SPSC channel %s (%s "
+           "ring) to a second process%s; acknowledgements through %s\n",
+           (unsigned long long)d->frames, cli_fmt_size(d->size, b, sizeof b),
+           d->fname, cli_fmt_size(d->cap, c, sizeof c),
+           d->headers_only ? " (headers only)" : "", d->aname);
   printf("frames:       %llu\n", (unsigned long long)d->frames);
   printf("frame size:   %llu bytes (%s)\n", (unsigned long long)d->size,
          cli_fmt_size(d->size, b, sizeof b));
@@ -568,8 +643,9 @@ static void report(const struct demo *d, int64_t start_ns) {
   printf("MB/s:         %.1f\n", mbs);
   printf("latency p50:  %.1f us\n", p50);
   printf("latency p99:  %.1f us\n", p99);
-  printf("verified: %llu/%llu frames, %llu lost, %llu corrupt\n",
+  printf("verified: %llu/%llu frames%s, %llu lost, %llu corrupt\n",
          (unsigned long long)d->acked, (unsigned long long)d->frames,
+         d->headers_only ? " (headers)" : "",
          (unsigned long long)(d->frames - d->acked),
          (unsigned long long)d->corrupt_seen);
 }
@@ -578,7 +654,8 @@ static void report(const struct demo *d, int64_t start_ns) {
 static int create_channels(struct demo *d) {
   ferry_channel_opts fo = FERRY_CHANNEL_OPTS_INIT;
   ferry_channel_opts ao = FERRY_CHANNEL_OPTS_INIT;
-  uint64_t need = 2 * (FRAME_HDR + d->size + 16);
+  uint64_t need =
+      d->zero_copy ? DEMO_HANDLE_CAPACITY : 2 * (FRAME_HDR + d->size + 16);
   int tries, rc = FERRY_EEXIST;
   d->cap = 4096;
   while (d->cap < need)
@@ -605,9 +682,25 @@ static int create_channels(struct demo *d) {
     }
     rc = ferry_channel_open(&d->ch_acks, d->aname, FERRY_CREATE | FERRY_EXCL,
                             FERRY_RECEIVER, &ao);
+    if (rc == 0 && d->zero_copy) {
+      ferry_pool_opts po = FERRY_POOL_OPTS_INIT;
+      po.block_size = FRAME_HDR + d->size;
+      po.block_count = (uint32_t)d->blocks;
+      po.max_peers = 2;
+      po.seg_flags = FERRY_SEG_PREFAULT; /* no page faults in the timed run */
+      snprintf(d->pname, sizeof d->pname, "demo-%llx-pool", tag);
+      rc = ferry_pool_open(&d->pool, d->pname, FERRY_CREATE | FERRY_EXCL, &po);
+      if (rc != 0) {
+        if (rc != FERRY_EEXIST)
+          cli_fail_line("demo", d->pname, rc);
+        ferry_channel_close(d->ch_acks);
+        d->ch_acks = NULL;
+        ferry_segment_unlink(d->aname, 0);
+      }
+    } else if (rc != 0 && rc != FERRY_EEXIST) {
+      cli_fail_line("demo", d->aname, rc);
+    }
     if (rc != 0) {
-      if (rc != FERRY_EEXIST)
-        cli_fail_line("demo", d->aname, rc);
       ferry_channel_close(d->ch_frames);
       d->ch_frames = NULL;
       ferry_segment_unlink(d->fname, 0);
@@ -619,7 +712,8 @@ static int create_channels(struct demo *d) {
   if (rc != 0)
     return EXIT_FAIL;
   d->created = 1;
-  if (ferry_channel_max_msg(d->ch_frames) < FRAME_HDR + d->size)
+  if (!d->zero_copy &&
+      ferry_channel_max_msg(d->ch_frames) < FRAME_HDR + d->size)
     return cli_fail("demo", d->fname, FERRY_EMSGSIZE,
                     "a %llu-byte frame does not fit the channel",
                     (unsigned long long)(FRAME_HDR + d->size));
@@ -628,7 +722,7 @@ static int create_channels(struct demo *d) {
 
 static int demo_sender(struct demo *d) {
   char nbuf[32], sbuf[32], tbuf[64];
-  const char *args[12];
+  const char *args[16];
   int64_t start_ns;
   uint64_t i;
   int rc, k = 0;
@@ -656,6 +750,12 @@ static int demo_sender(struct demo *d) {
   args[k++] = sbuf;
   args[k++] = "--timeout";
   args[k++] = tbuf;
+  if (d->zero_copy) {
+    args[k++] = "--pool";
+    args[k++] = d->pname;
+  }
+  if (d->headers_only)
+    args[k++] = "--headers-only";
   args[k] = NULL;
   d->pid = proc_spawn_self(args);
   if (d->pid <= 0) {
@@ -673,8 +773,9 @@ static int demo_sender(struct demo *d) {
   for (i = 0; i < d->frames; i++) {
     struct frame_hdr h;
     unsigned char *p;
+    uint64_t handle = 0;
     void *buf;
-    rc = reserve_frame(d, (size_t)(FRAME_HDR + d->size), &buf);
+    rc = frame_room(d, (size_t)(FRAME_HDR + d->size), &handle, &buf);
     if (rc != 0)
       goto out;
     p = (unsigned char *)buf;
@@ -682,13 +783,17 @@ static int demo_sender(struct demo *d) {
     h.magic = DEMO_MAGIC;
     h.number = i;
     h.size = d->size;
-    h.checksum = frame_fill(p + FRAME_HDR, d->size, i);
+    h.checksum = d->headers_only ? 0 : frame_fill(p + FRAME_HDR, d->size, i);
     if (d->corrupt && i == d->corrupt_frame)
       p[FRAME_HDR + d->size / 2] ^= 0x10;
     h.send_ns = proc_now_ns();
     memcpy(p, &h, sizeof h);
     d->sent[i] = h.send_ns;
-    rc = ferry_channel_commit(d->ch_frames, (size_t)(FRAME_HDR + d->size));
+    if (d->zero_copy) /* the ring has room: acks keep blocks below it */
+      rc = ferry_pool_send(d->pool, d->ch_frames, handle, NULL, 0,
+                           d->timeout_ns);
+    else
+      rc = ferry_channel_commit(d->ch_frames, (size_t)(FRAME_HDR + d->size));
     if (rc != 0) {
       rc = cli_fail("demo", d->fname, rc, "cannot commit frame %llu: %s",
                     (unsigned long long)i, ferry_strerror(rc));
@@ -726,11 +831,16 @@ static int demo_sender(struct demo *d) {
 out:
   if (d->pid > 0 && !d->reaped)
     proc_kill(d->pid);
+  if (d->pool)
+    ferry_pool_forget(d->pool, d->ch_frames);
+  ferry_pool_close(d->pool);
   ferry_channel_close(d->ch_frames);
   ferry_channel_close(d->ch_acks);
   if (d->created) {
     ferry_segment_unlink(d->fname, 0);
     ferry_segment_unlink(d->aname, 0);
+    if (d->zero_copy)
+      ferry_segment_unlink(d->pname, 0);
   }
   free(d->sent);
   free(d->lat);
@@ -741,10 +851,24 @@ out:
 /* ferry demo                                                               */
 
 int cli_cmd_demo(int argc, char **argv) {
-  enum { O_FRAMES, O_SIZE, O_JSON, O_TIMEOUT, O_CORRUPT, O_ROLE };
+  enum {
+    O_FRAMES,
+    O_SIZE,
+    O_JSON,
+    O_TIMEOUT,
+    O_CORRUPT,
+    O_ROLE,
+    O_FRAME_SIZE,
+    O_ZERO_COPY,
+    O_BLOCKS,
+    O_HEADERS_ONLY,
+    O_POOL
+  };
   static const struct optspec specs[] = {
-      {"frames", 1},        {"size", 1}, {"json", 0}, {"timeout", 1},
-      {"corrupt-frame", 1}, {"role", 1}, {NULL, 0}};
+      {"frames", 1},       {"size", 1},          {"json", 0},
+      {"timeout", 1},      {"corrupt-frame", 1}, {"role", 1},
+      {"frame-size", 1},   {"zero-copy", 0},     {"blocks", 1},
+      {"headers-only", 0}, {"pool", 1},          {NULL, 0}};
   struct demo d;
   struct args a;
   int rc;
@@ -775,7 +899,8 @@ int cli_cmd_demo(int argc, char **argv) {
         cli_parse_count(a.pos[3], DEMO_SIZE_MAX, &size) != 0)
       return cli_usage_error(argv[0], "the receiver role takes FRAMES ACKS N "
                                       "SIZE");
-    return demo_receiver(a.pos[0], a.pos[1], n, size, d.timeout_ns);
+    return demo_receiver(a.pos[0], a.pos[1], n, size, a.value[O_POOL],
+                         a.value[O_HEADERS_ONLY] != NULL, d.timeout_ns);
   }
 
   if (a.npos > 0)
@@ -786,6 +911,10 @@ int cli_cmd_demo(int argc, char **argv) {
     return cli_usage_error(argv[0], "bad frame count '%s': expected 1 to %llu",
                            a.value[O_FRAMES], DEMO_FRAMES_MAX);
   d.size = DEMO_SIZE_DEFAULT;
+  if (a.value[O_SIZE] && a.value[O_FRAME_SIZE])
+    return cli_usage_error(argv[0], "--size and --frame-size are the same");
+  if (a.value[O_FRAME_SIZE])
+    a.value[O_SIZE] = a.value[O_FRAME_SIZE];
   if (a.value[O_SIZE] &&
       (cli_parse_size(a.value[O_SIZE], &d.size) != 0 || d.size > DEMO_SIZE_MAX))
     return cli_usage_error(argv[0],
@@ -804,6 +933,18 @@ int cli_cmd_demo(int argc, char **argv) {
           a.value[O_CORRUPT], (unsigned long long)(d.frames - 1));
     d.corrupt = 1;
   }
+  d.zero_copy = a.value[O_ZERO_COPY] != NULL;
+  d.headers_only = a.value[O_HEADERS_ONLY] != NULL;
+  d.blocks = DEMO_BLOCKS_DEFAULT;
+  if (a.value[O_BLOCKS] && !d.zero_copy)
+    return cli_usage_error(argv[0], "--blocks needs --zero-copy");
+  if (a.value[O_BLOCKS] &&
+      cli_parse_count(a.value[O_BLOCKS], 4096, &d.blocks) != 0)
+    return cli_usage_error(argv[0], "bad block count '%s': expected 1 to 4096",
+                           a.value[O_BLOCKS]);
+  if (d.corrupt && d.headers_only)
+    return cli_usage_error(argv[0], "--corrupt-frame needs the payload: not "
+                                    "with --headers-only");
   d.json = a.value[O_JSON] != NULL;
   return demo_sender(&d);
 }

@@ -3,8 +3,8 @@
  *
  * The rule (also in cli_gc_usage and docs/reliability.md): a segment is
  * stale, and removed, when its creator has died, no process attached to it
- * as a channel peer is alive and, on Linux, no other live process maps it;
- * or when its creator died while creating it (open reports that
+ * as a channel or pool peer is alive and, on Linux, no other live process maps
+ * it; or when its creator died while creating it (open reports that
  * half-initialised segment as FERRY_EBADHDR). Everything else is kept:
  * whatever a live process created, is attached to or maps, and whatever gc
  * cannot judge safely (a damaged or foreign object, one it may not open, one
@@ -14,7 +14,7 @@
  *
  * Public API only. The Linux-only parts (the object's identity, and which
  * processes map it, from /proc/PID/maps) sit behind GC_PROC; elsewhere gc
- * relies on the creator and channel peers alone.
+ * relies on the creator and channel and pool peers alone.
  */
 #if defined(_WIN32)
 #ifndef __USE_MINGW_ANSI_STDIO
@@ -46,17 +46,18 @@
 const char cli_gc_usage[] =
     "usage: ferry gc [--dry-run] [--json] [NAME...]\n"
     "\n"
-    "Removes stale named segments and channels: those whose creator and\n"
-    "every process attached to them have died. With NAMEs it looks at those\n"
-    "segments only; otherwise at every named segment (ferry.* in /dev/shm\n"
-    "on Linux). File-backed segments are never touched. Prints one line per\n"
+    "Removes stale named segments, channels and pools: those whose creator\n"
+    "and every process attached to them have died. With NAMEs it looks at\n"
+    "those segments only; otherwise at every named segment (ferry.* in\n"
+    "/dev/shm on Linux). File-backed segments are never touched. Prints one "
+    "line per\n"
     "segment removed (\"removed NAME (creator pid N dead)\"), one per segment\n"
     "kept because it cannot be judged, and a summary line.\n"
     "\n"
     "A segment is removed when\n"
     "  - its creator has died, no process attached to it (a channel's senders\n"
-    "    and receivers) is alive and, on Linux, no other live process maps\n"
-    "    it; or\n"
+    "    and receivers, a pool's peers) is alive and, on Linux, no other live\n"
+    "    process maps it; or\n"
     "  - its creator died while creating it (a half-initialised segment,\n"
     "    which open reports as FERRY_EBADHDR).\n"
     "It is never removed while a live process created it, is attached to it\n"
@@ -223,10 +224,16 @@ static long mapped_by(unsigned long long dev, unsigned long long ino) {
 }
 #endif
 
-/* Decides about channel NAME, whose creator (J->creator_pid) is dead: live
- * if an attached process lives, kept if one's liveness is unknown or the
- * channel cannot be read, else stale with J->dead_peers counted. */
-static void judge_peers(const char *name, struct judgement *j) {
+/* The attached processes of channel or pool NAME, as (pid, alive, role)
+ * triples; *N of them. Returns a ferry code (with the detail message). */
+struct gc_peer {
+  uint64_t pid;
+  int32_t alive;
+  const char *role;
+};
+
+static int list_channel_peers(const char *name, struct gc_peer *out,
+                              size_t *n) {
   ferry_channel_opts o = FERRY_CHANNEL_OPTS_INIT;
   ferry_channel *ch = NULL;
   ferry_channel_info *ci;
@@ -235,46 +242,86 @@ static void judge_peers(const char *name, struct judgement *j) {
   o.open_timeout_ms = -1;
   /* an observer neither attaches nor writes */
   rc = ferry_channel_open(&ch, name, FERRY_RDONLY, FERRY_OBSERVE, &o);
-  if (rc == FERRY_ENOENT) {
-    j->v = V_GONE;
-    return;
-  }
-  if (rc != 0) {
-    keep_err(j, rc);
-    return;
-  }
+  if (rc != 0)
+    return rc;
   ci = (ferry_channel_info *)calloc(1, sizeof *ci); /* ~12 KiB */
   if (!ci) {
     ferry_channel_close(ch);
+    return FERRY_ENOMEM;
+  }
+  rc = ferry_channel_get_info(ch, ci, sizeof *ci);
+  ferry_channel_close(ch);
+  for (i = 0; rc == 0 && i < ci->npeers && i < FERRY_CHANNEL_PEERS_MAX; i++) {
+    const ferry_channel_peer *p = &ci->peers[i];
+    out[i].pid = p->pid;
+    out[i].alive = p->alive;
+    out[i].role = p->role == FERRY_SENDER     ? "sender"
+                  : p->role == FERRY_RECEIVER ? "receiver"
+                                              : "peer";
+    *n = i + 1;
+  }
+  free(ci);
+  return rc;
+}
+
+static int list_pool_peers(const char *name, struct gc_peer *out, size_t *n) {
+  ferry_pool *p = NULL;
+  ferry_pool_info *in = NULL;
+  uint32_t i;
+  int rc = cli_pool_inspect(name, &p, &in); /* an observer */
+  if (rc != 0)
+    return rc;
+  for (i = 0; i < in->npeers && i < FERRY_POOL_PEERS_MAX; i++) {
+    out[i].pid = in->peers[i].pid;
+    /* a slot without a pid yet is being filled in: treat it as alive */
+    out[i].alive = in->peers[i].pid ? in->peers[i].alive : 1;
+    out[i].role = "pool peer";
+    *n = i + 1;
+  }
+  free(in);
+  ferry_pool_close(p);
+  return 0;
+}
+
+/* Decides about channel or pool NAME, whose creator (J->creator_pid) is
+ * dead: live if an attached process lives, kept if one's liveness is
+ * unknown or the peers cannot be read, else stale with J->dead_peers
+ * counted. */
+static void judge_peers(const char *name, uint32_t payload,
+                        struct judgement *j) {
+  struct gc_peer *peers;
+  size_t i, n = 0;
+  int rc;
+  peers = (struct gc_peer *)calloc(FERRY_CHANNEL_PEERS_MAX, sizeof *peers);
+  if (!peers) {
     keep(j, FERRY_ENOMEM, "out of memory");
     return;
   }
-  rc = ferry_channel_get_info(ch, ci, sizeof *ci);
-  if (rc != 0)
+  rc = payload == FERRY_PAYLOAD_POOL ? list_pool_peers(name, peers, &n)
+                                     : list_channel_peers(name, peers, &n);
+  if (rc == FERRY_ENOENT) {
+    j->v = V_GONE;
+  } else if (rc == FERRY_ENOMEM) {
+    keep(j, FERRY_ENOMEM, "out of memory");
+  } else if (rc != 0) {
     keep_err(j, rc);
-  ferry_channel_close(ch);
-  if (rc != 0) {
-    free(ci);
-    return;
-  }
-  j->v = V_STALE;
-  for (i = 0; i < ci->npeers && i < FERRY_CHANNEL_PEERS_MAX; i++) {
-    const ferry_channel_peer *p = &ci->peers[i];
-    const char *role = p->role == FERRY_SENDER     ? "sender"
-                       : p->role == FERRY_RECEIVER ? "receiver"
-                                                   : "peer";
-    if (p->alive > 0) {
-      live(j, "%s pid %llu alive", role, (unsigned long long)p->pid);
-      break;
+  } else {
+    j->v = V_STALE;
+    for (i = 0; i < n; i++) {
+      if (peers[i].alive > 0) {
+        live(j, "%s pid %llu alive", peers[i].role,
+             (unsigned long long)peers[i].pid);
+        break;
+      }
+      if (peers[i].alive < 0) {
+        keep(j, 0, "cannot tell whether %s pid %llu is alive", peers[i].role,
+             (unsigned long long)peers[i].pid);
+        break;
+      }
+      j->dead_peers++;
     }
-    if (p->alive < 0) {
-      keep(j, 0, "cannot tell whether %s pid %llu is alive", role,
-           (unsigned long long)p->pid);
-      break;
-    }
-    j->dead_peers++;
   }
-  free(ci);
+  free(peers);
 }
 
 /* Decides what to do with segment NAME. */
@@ -346,8 +393,9 @@ static void judge(const char *name, struct judgement *j) {
       return;
     }
     j->v = V_STALE;
-    if (info.payload == FERRY_PAYLOAD_CHANNEL) {
-      judge_peers(name, j);
+    if (info.payload == FERRY_PAYLOAD_CHANNEL ||
+        info.payload == FERRY_PAYLOAD_POOL) {
+      judge_peers(name, info.payload, j);
       if (j->v != V_STALE)
         return;
     }

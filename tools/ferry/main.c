@@ -477,6 +477,8 @@ static const char create_usage[] =
     "usage: ferry create NAME --size BYTES [options]\n"
     "       ferry create NAME --channel KIND [--capacity BYTES] [--overrun]\n"
     "                         [--max-peers N] [options]\n"
+    "       ferry create NAME --pool --block-size BYTES --blocks N\n"
+    "                         [--max-peers N] [options]\n"
     "\n"
     "Creates the segment NAME with BYTES bytes of user data or, with\n"
     "--channel, the channel NAME. It fails when NAME already exists. A NAME\n"
@@ -510,7 +512,16 @@ static const char create_usage[] =
     "                   that falls a whole ring behind loses the oldest\n"
     "                   messages and is told how many (default: the sender\n"
     "                   waits for the slowest receiver)\n"
-    "  --max-peers N    processes attached at most, 2 to 256 (default 64)\n";
+    "  --max-peers N    processes attached at most, 2 to 256 (default 64;\n"
+    "                   pools: 1 to 40, default 16)\n"
+    "\n"
+    "pool options:\n"
+    "  --pool           create a pool of fixed-size blocks for zero-copy\n"
+    "                   hand-off (ferry_pool_*): needs --block-size and\n"
+    "                   --blocks\n"
+    "  --block-size BYTES  bytes per block, same suffixes as --size (blocks\n"
+    "                   of 4K or more are page-aligned)\n"
+    "  --blocks N       number of blocks, 1 to 16777216\n";
 
 /* KIND as given to --channel, or 0. */
 static uint32_t parse_channel_kind(const char *s) {
@@ -535,12 +546,16 @@ static int cmd_create(int argc, char **argv) {
     O_CHANNEL,
     O_CAPACITY,
     O_OVERRUN,
-    O_MAX_PEERS
+    O_MAX_PEERS,
+    O_POOL,
+    O_BLOCK_SIZE,
+    O_BLOCKS
   };
   static const struct optspec specs[] = {
-      {"size", 1},      {"mode", 1},          {"prefault", 0},  {"mlock", 0},
-      {"hugepages", 0}, {"hugepages-try", 0}, {"sparse", 0},    {"channel", 1},
-      {"capacity", 1},  {"overrun", 0},       {"max-peers", 1}, {NULL, 0}};
+      {"size", 1},       {"mode", 1},          {"prefault", 0},  {"mlock", 0},
+      {"hugepages", 0},  {"hugepages-try", 0}, {"sparse", 0},    {"channel", 1},
+      {"capacity", 1},   {"overrun", 0},       {"max-peers", 1}, {"pool", 0},
+      {"block-size", 1}, {"blocks", 1},        {NULL, 0}};
   ferry_segment_opts o = FERRY_SEGMENT_OPTS_INIT;
   ferry_segment *seg = NULL;
   struct args a;
@@ -561,7 +576,22 @@ static int cmd_create(int argc, char **argv) {
   if (a.npos > 1)
     return cli_usage_error(argv[0], "unexpected argument '%s'", a.pos[1]);
   name = a.pos[0];
-  if (!a.value[O_CHANNEL]) {
+  if (a.value[O_POOL] && a.value[O_CHANNEL])
+    return cli_usage_error(argv[0], "--pool and --channel exclude each other");
+  if (!a.value[O_POOL] && (a.value[O_BLOCK_SIZE] || a.value[O_BLOCKS]))
+    return cli_usage_error(argv[0], "--%s needs --pool",
+                           a.value[O_BLOCKS] ? "blocks" : "block-size");
+  if (a.value[O_POOL]) {
+    if (a.value[O_SIZE])
+      return cli_usage_error(argv[0], "--size is for segments; a pool's size "
+                                      "is --block-size times --blocks");
+    if (a.value[O_CAPACITY] || a.value[O_OVERRUN])
+      return cli_usage_error(argv[0], "--capacity and --overrun need "
+                                      "--channel");
+    if (!a.value[O_BLOCK_SIZE] || !a.value[O_BLOCKS])
+      return cli_usage_error(argv[0], "a pool needs --block-size and "
+                                      "--blocks");
+  } else if (!a.value[O_CHANNEL]) {
     static const char *const chan_only[] = {"capacity", "overrun", "max-peers"};
     static const int chan_idx[] = {O_CAPACITY, O_OVERRUN, O_MAX_PEERS};
     size_t i;
@@ -601,6 +631,26 @@ static int cmd_create(int argc, char **argv) {
     o.flags |= FERRY_SEG_HUGEPAGES_TRY;
   if (a.value[O_SPARSE])
     o.flags |= FERRY_SEG_SPARSE;
+
+  if (a.value[O_POOL]) {
+    uint64_t bs, n, mp = 0;
+    if (flags & FERRY_FILE)
+      return cli_usage_error(argv[0], "a pool cannot be file-backed (a NAME "
+                                      "with a '/')");
+    if (cli_parse_size(a.value[O_BLOCK_SIZE], &bs) != 0)
+      return cli_usage_error(argv[0],
+                             "bad block size '%s': expected a positive "
+                             "integer with an optional suffix K, M, G or T",
+                             a.value[O_BLOCK_SIZE]);
+    if (cli_parse_count(a.value[O_BLOCKS], FERRY_POOL_BLOCKS_MAX, &n) != 0)
+      return cli_usage_error(argv[0], "bad block count '%s': expected 1 to %u",
+                             a.value[O_BLOCKS], FERRY_POOL_BLOCKS_MAX);
+    if (a.value[O_MAX_PEERS] &&
+        cli_parse_count(a.value[O_MAX_PEERS], FERRY_POOL_PEERS_MAX, &mp) != 0)
+      return cli_usage_error(argv[0], "bad peer count '%s': expected 1 to %d",
+                             a.value[O_MAX_PEERS], FERRY_POOL_PEERS_MAX);
+    return cli_pool_create(argv[0], name, bs, n, (uint32_t)mp, o.mode, o.flags);
+  }
 
   if (a.value[O_CHANNEL]) {
     ferry_channel_opts co = FERRY_CHANNEL_OPTS_INIT;
@@ -878,8 +928,11 @@ static const char info_usage[] =
     "channel it also prints the channel: its kind, overrun policy, capacity,\n"
     "largest message, bytes in use, messages sent, received and lost,\n"
     "whether the sender closed the stream, and the attached processes (pid,\n"
-    "role, alive, messages, lost). Inspecting a channel does not attach to\n"
-    "it.\n"
+    "role, alive, messages, lost). For a pool it prints its blocks (size,\n"
+    "count, how many are free and in use), the attached processes (slot,\n"
+    "pid, alive, blocks held, allocations) and each block in use with the\n"
+    "processes that hold it (pid, alive or dead). Inspecting a channel or a\n"
+    "pool does not attach to it.\n"
     "\n"
     "options:\n"
     "  --json   one JSON object; mode, state, creator_boot and header_crc are\n"
@@ -1064,6 +1117,8 @@ static int cmd_info(int argc, char **argv) {
   static const struct optspec specs[] = {{"json", 0}, {NULL, 0}};
   ferry_segment_info info;
   ferry_channel_info *ci = NULL;
+  ferry_pool *pool = NULL;
+  ferry_pool_info *pi = NULL;
   struct args a;
   int rc, crc = 0;
   char msg[512];
@@ -1093,17 +1148,21 @@ static int cmd_info(int argc, char **argv) {
       return EXIT_FAIL;
     }
     crc = inspect_channel(a.pos[0], ci);
-    if (crc != 0) {
-      const char *m = ferry_errmsg();
-      snprintf(msg, sizeof msg, "%s", m && m[0] ? m : ferry_strerror(crc));
-    }
+  } else if (info.payload == FERRY_PAYLOAD_POOL && !is_path(a.pos[0])) {
+    crc = cli_pool_inspect(a.pos[0], &pool, &pi);
+  }
+  if (crc != 0) {
+    const char *m = ferry_errmsg();
+    snprintf(msg, sizeof msg, "%s", m && m[0] ? m : ferry_strerror(crc));
   }
   if (a.value[O_JSON]) {
     info_print_json(&info);
     if (ci && crc == 0) {
       channel_print_json(ci);
-    } else if (ci) {
-      printf(",\"channel\":{\"error\":\"%s\",\"message\":",
+    } else if (pi) {
+      cli_pool_print_json(pool, pi);
+    } else if (crc != 0) {
+      printf(",\"%s\":{\"error\":\"%s\",\"message\":", ci ? "channel" : "pool",
              ferry_err_name(crc));
       cli_json_str(msg);
       putchar('}');
@@ -1113,14 +1172,20 @@ static int cmd_info(int argc, char **argv) {
     info_print_text(&info);
     if (ci && crc == 0)
       channel_print_text(ci);
+    if (pi)
+      cli_pool_print_text(pool, pi);
   }
-  free(ci);
+  free(pi);
+  ferry_pool_close(pool);
   if (crc != 0) {
-    /* the segment was shown; its channel could not be read */
+    /* the segment was shown; its channel or pool could not be read */
     fflush(stdout);
-    cli_fail(argv[0], a.pos[0], crc, "the channel: %s", msg);
+    cli_fail(argv[0], a.pos[0], crc, "the %s: %s", ci ? "channel" : "pool",
+             msg);
+    free(ci);
     return EXIT_FAIL;
   }
+  free(ci);
   return EXIT_OK;
 }
 

@@ -21,6 +21,12 @@ if [ ! -f "$WINEPREFIX/system.reg" ]; then
 fi
 wineserver --persistent
 trap 'wineserver --kill 2>/dev/null || true' EXIT INT TERM
+# The first program of a wineserver's life also starts Wine's background
+# services (services.exe, winedevice.exe, ...), which inherit its standard
+# handles and live as long as the wineserver. Started by a test, they would
+# hold ctest's output pipe open, and ctest would wait for them until the
+# test's timeout. So start them here, with output going nowhere.
+wine cmd.exe /c exit </dev/null >/dev/null 2>&1 || true
 # Wine is slower to start processes and to wake sleepers: scale every test
 # timeout (never the assertions) by one multiplier.
 FERRY_TEST_TIMEOUT_MULTIPLIER=${FERRY_TEST_TIMEOUT_MULTIPLIER:-4}

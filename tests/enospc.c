@@ -1,11 +1,90 @@
 /* Description: a full tmpfs is FERRY_ENOSPC at create, with a message that says
  * how much is free and needed, and leaves nothing behind; segments that fit are
  * fully usable (no SIGBUS later). Runs in a private mount namespace with a
- * small tmpfs on /dev/shm (root only). */
+ * small tmpfs on /dev/shm (root only). On Windows: a named segment beyond the
+ * commit limit (memory plus paging file) is FERRY_ENOSPC the same way. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "test.h"
+
+#define MIB (1024ull * 1024ull)
+
+#ifdef _WIN32
+#include <windows.h>
+
+#include "error.h"
+
+/* A named segment far beyond the commit limit: FERRY_ENOSPC at create, with
+ * the numbers, and nothing left behind; a segment that fits works. */
+static void test_named_enospc(void) {
+  char big[80], small[80], have[32];
+  ferry_segment *s = (ferry_segment *)&s;
+  MEMORYSTATUSEX ms;
+  HANDLE probe;
+  uint64_t size;
+  int rc;
+  ms.dwLength = sizeof ms;
+  ASSERT_TRUE(GlobalMemoryStatusEx(&ms));
+  /* The commit limit (ullTotalPageFile) is RAM plus the paging file, which
+   * grows by default to at most three times RAM: four times RAM plus that
+   * limit cannot be committed, and neither can 128 TiB (the whole user
+   * address space of a 64-bit process) on any machine. */
+  size = (4 * (ms.ullTotalPhys + ms.ullTotalPageFile)) & ~(uint64_t)0xfff;
+  if (size < (1ull << 47))
+    size = 1ull << 47;
+  /* Does this system enforce the limit at all? Ask it directly first. */
+  probe = CreateFileMappingA(INVALID_HANDLE_VALUE, NULL,
+                             PAGE_READWRITE | SEC_COMMIT, (DWORD)(size >> 32),
+                             (DWORD)size, NULL);
+  if (probe) {
+    CloseHandle(probe);
+    test_skip("this system does not enforce the commit limit: a %s section "
+              "was committed with %s of commit available (Wine reserves no "
+              "commit for sections, and its backing file system took a file "
+              "this large)",
+              ferry__fmt_bytes(size, big, sizeof big),
+              ferry__fmt_bytes(ms.ullAvailPageFile, have, sizeof have));
+  }
+  test_name(big, sizeof big, "big");
+  rc = ferry_segment_open(&s, big, FERRY_CREATE | FERRY_EXCL, size, NULL);
+  ASSERT_ERR(rc, FERRY_ENOSPC);
+  ASSERT_TRUE(s == NULL);
+  ASSERT_CONTAINS(ferry_errmsg(), big);
+  ASSERT_CONTAINS(ferry_errmsg(), "free");
+  ASSERT_CONTAINS(ferry_errmsg(), "needed");
+  /* nothing left behind */
+  ASSERT_ERR(ferry_segment_open(&s, big, 0, 0, NULL), FERRY_ENOENT);
+  /* the same through open-or-create */
+  ASSERT_ERR(ferry_segment_open(&s, big, FERRY_CREATE, size, NULL),
+             FERRY_ENOSPC);
+  ASSERT_CONTAINS(ferry_errmsg(), "needed");
+  ASSERT_ERR(ferry_segment_open(&s, big, 0, 0, NULL), FERRY_ENOENT);
+  /* 1 MiB fits, and every byte of it can be written */
+  test_name(small, sizeof small, "small");
+  ASSERT_OK(
+      ferry_segment_open(&s, small, FERRY_CREATE | FERRY_EXCL, MIB, NULL));
+  memset(ferry_segment_data(s), 0xab, MIB);
+  ASSERT_EQ(((uint8_t *)ferry_segment_data(s))[MIB - 1], 0xab);
+  ASSERT_OK(ferry_segment_unlink(small, 0));
+  ASSERT_OK(ferry_segment_close(s));
+}
+
+static void test_file_enospc(void) {
+  test_posix_only("a small file system needs a tmpfs mounted in a private "
+                  "mount namespace; Windows has no unprivileged equivalent (a "
+                  "small virtual disk needs administrator rights), and "
+                  "filling the real disk would disturb the whole machine");
+}
+
+int main(int argc, char **argv) {
+  static const struct test_case tests[] = {{"named_enospc", test_named_enospc},
+                                           {"file_enospc", test_file_enospc},
+                                           {NULL, NULL}};
+  return test_main(argc, argv, tests, NULL);
+}
+
+#else /* POSIX */
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,7 +94,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#define MIB (1024ull * 1024ull)
 #define TMPFS_OPTS "size=4m"
 
 /* ---------------------------------------------------------------------- */
@@ -271,3 +349,5 @@ int main(int argc, char **argv) {
       {"named", role_named}, {"file", role_file}, {NULL, NULL}};
   return test_main(argc, argv, tests, roles);
 }
+
+#endif /* POSIX */

@@ -2,7 +2,7 @@
  * corruption, truncation, foreign objects and random bytes give
  * FERRY_EBADHDR / FERRY_EVERSION / FERRY_ESIZE with a message, never a crash,
  * both through ferry__hdr_validate() and through a real open of a corrupted
- * object in /dev/shm. */
+ * named object (/dev/shm, a Windows section) or file. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -11,12 +11,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
+#ifdef _WIN32
+#include <io.h>
+#include <share.h>
+#else
 #include <unistd.h>
+#endif
 
 #include "error.h"
 #include "header.h"
+#include "os/os.h"
 
 #define SEG_DATA 1000u
 
@@ -35,7 +39,9 @@ static int is_header_error(int rc) {
   return rc == FERRY_EBADHDR || rc == FERRY_EVERSION || rc == FERRY_ESIZE;
 }
 
-/* A valid image of a whole (small) segment, made by the library itself. */
+/* A valid image of a whole (small) segment, made by the library itself.
+ * The segment is removed again (unlinked while still open: a Windows section
+ * has no name to remove and goes with its last handle). */
 static uint8_t *valid_image(const char *name, uint64_t *size) {
   ferry_segment *s;
   ferry_segment_info info;
@@ -48,6 +54,7 @@ static uint8_t *valid_image(const char *name, uint64_t *size) {
   memcpy(img, (uint8_t *)ferry_segment_data(s) - info.data_offset,
          info.total_size);
   *size = info.total_size;
+  ASSERT_OK(ferry_segment_unlink(name, 0));
   ASSERT_OK(ferry_segment_close(s));
   return img;
 }
@@ -82,7 +89,6 @@ static void test_valid_header_passes(void) {
   ASSERT_EQ(h.data_offset, FERRY_HDR_REGION);
   ASSERT_STREQ(h.name, name);
   ASSERT_OK(ferry__hdr_validate(img, size, size, NULL, &h));
-  ASSERT_OK(ferry_segment_unlink(name, 0));
   free(img);
 }
 
@@ -108,7 +114,6 @@ static void test_every_byte_of_every_field_is_checked(void) {
       img[off] ^= flips[f];
     }
   ASSERT_OK(validate(img, size, name));
-  ASSERT_OK(ferry_segment_unlink(name, 0));
   free(img);
 }
 
@@ -177,7 +182,6 @@ static void test_each_field_has_its_own_check(void) {
   img[400] = 0xac;
   ASSERT_ERR(validate(img, size, name), FERRY_EBADHDR);
 #undef CASE
-  ASSERT_OK(ferry_segment_unlink(name, 0));
   free(orig);
   free(img);
 }
@@ -196,7 +200,6 @@ static void test_truncated_images(void) {
   ASSERT_ERR(
       ferry__hdr_validate(img, FERRY_HDR_SIZE, FERRY_HDR_SIZE, name, &out),
       FERRY_ESIZE);
-  ASSERT_OK(ferry_segment_unlink(name, 0));
   free(img);
 }
 
@@ -227,9 +230,11 @@ static void test_random_bytes(void) {
         uint8_t v;
         if (mode == 2 && at >= 8 && at < 12)
           at += 4; /* the state word is restored below: change another */
+        /* a change, also against the original: a byte picked twice must
+         * not be put back (that would leave a valid header) */
         v = (uint8_t)rng();
-        if (v == img[at])
-          v ^= 0x20;
+        while (v == img[at] || v == orig[at])
+          v = (uint8_t)(v + 0x3b);
         img[at] = v;
       }
     }
@@ -246,45 +251,87 @@ static void test_random_bytes(void) {
       TEST_FAIL("iteration %d: a corrupted header was accepted", i);
     ASSERT_TRUE(is_header_error(rc) || rc == FERRY_EAGAIN);
   }
-  ASSERT_OK(ferry_segment_unlink(name, 0));
   free(orig);
   free(img);
 }
 
-/* ---- through a real open of a corrupted object in /dev/shm ---- */
+/* ---- through a real open of a corrupted named object or file ---- */
 
-static int shm_fd(const char *name, int flags) {
-  char path[128];
-  int fd;
-  snprintf(path, sizeof path, "/dev/shm/ferry.%s", name);
-  fd = open(path, flags, 0600);
-  if (fd < 0)
-    TEST_FAIL("open %s: %s", path, strerror(errno));
-  return fd;
+/* An object made without ferry (through the OS layer) under the segment
+ * name NAME, SIZE bytes (a multiple of the page size), mapped read-write:
+ * what another program (Python's SharedMemory, say) would leave there. */
+struct raw {
+  ferry_os_shm os;
+  uint8_t *map;
+  uint64_t size;
+};
+
+static void raw_create(struct raw *r, const char *name, uint64_t size) {
+  char osname[FERRY_PATH_MAX];
+  void *p = NULL;
+  ASSERT_OK(ferry_os_object_name(FERRY_OS_NAME_SEGMENT, name, 0, osname,
+                                 sizeof osname));
+  ASSERT_OK(ferry_os_shm_create(&r->os, osname, size, 0600, 0));
+  ASSERT_OK(ferry_os_map(&r->os, 0, size, FERRY_OS_MAP_WRITE, &p));
+  r->map = (uint8_t *)p;
+  r->size = size;
 }
 
-static void poke(const char *name, off_t off, const void *bytes, size_t n) {
-  int fd = shm_fd(name, O_RDWR);
-  ASSERT_EQ(pwrite(fd, bytes, n, off), (long long)n);
-  close(fd);
+/* Removes NAME and closes R: unlink first, while the object is still open
+ * (on Windows it goes with its last handle; unlink then finds nothing). */
+static void raw_remove(struct raw *r, const char *name) {
+  ASSERT_OK(ferry_segment_unlink(name, 0));
+  ASSERT_OK(ferry_os_unmap(r->map, r->size));
+  ferry_os_shm_close(&r->os);
 }
 
-static int open_rc(const char *name) {
+/* Opens NAME (FLAGS: 0 or FERRY_FILE) read-only; the result. */
+static int open_rc(const char *name, unsigned flags) {
   ferry_segment *s = NULL;
   ferry_segment_opts o = FERRY_SEGMENT_OPTS_INIT;
   int rc;
   o.timeout_ms = 100;
-  rc = ferry_segment_open(&s, name, FERRY_RDONLY, 0, &o);
+  rc = ferry_segment_open(&s, name, flags | FERRY_RDONLY, 0, &o);
   if (rc == 0)
     ferry_segment_close(s);
   return rc;
 }
 
-static void make_segment(const char *name) {
+/* A segment made by ferry (FLAGS: 0 or FERRY_FILE), returned open: a Windows
+ * section lives only while a handle is open, and the creator's read-write
+ * mapping is where poke() writes. */
+static ferry_segment *make_segment(const char *name, unsigned flags) {
   ferry_segment *s;
-  ASSERT_OK(
-      ferry_segment_open(&s, name, FERRY_CREATE | FERRY_EXCL, SEG_DATA, NULL));
-  ASSERT_OK(ferry_segment_close(s));
+  ASSERT_OK(ferry_segment_open(&s, name, flags | FERRY_CREATE | FERRY_EXCL,
+                               SEG_DATA, NULL));
+  return s;
+}
+
+/* Writes N bytes at offset OFF of S's object. */
+static void poke(ferry_segment *s, size_t off, const void *bytes, size_t n) {
+  ferry_segment_info info;
+  ASSERT_OK(ferry_segment_get_info(s, &info, sizeof info));
+  ASSERT_TRUE(off + n <= info.total_size);
+  memcpy((uint8_t *)ferry_segment_data(s) - info.data_offset + off, bytes, n);
+}
+
+/* Cuts or extends the file PATH to SIZE bytes. */
+static void file_truncate(const char *path, uint64_t size) {
+#ifdef _WIN32
+  int fd = -1;
+  errno_t e = _sopen_s(&fd, path, _O_RDWR | _O_BINARY, _SH_DENYNO, 0);
+  if (e != 0)
+    TEST_FAIL("open %s: %s", path, strerror(e));
+  e = _chsize_s(fd, (__int64)size);
+  _close(fd);
+  if (e != 0)
+    TEST_FAIL("_chsize_s %s to %llu: %s", path, (unsigned long long)size,
+              strerror(e));
+#else
+  if (truncate(path, (off_t)size) != 0)
+    TEST_FAIL("truncate %s to %llu: %s", path, (unsigned long long)size,
+              strerror(errno));
+#endif
 }
 
 static void test_open_rejects_each_corrupt_field(void) {
@@ -306,53 +353,145 @@ static void test_open_rejects_each_corrupt_field(void) {
   for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     char name[64];
     uint8_t junk[128];
+    ferry_segment *s;
     int rc;
     size_t j;
     test_name(name, sizeof name, "open");
-    make_segment(name);
-    ASSERT_OK(open_rc(name));
+    s = make_segment(name, 0);
+    ASSERT_OK(open_rc(name, 0));
     for (j = 0; j < fields[i].len; j++)
       junk[j] = (uint8_t)(0xa5 ^ j);
-    poke(name, (off_t)fields[i].off, junk, fields[i].len);
-    rc = open_rc(name);
+    poke(s, fields[i].off, junk, fields[i].len);
+    rc = open_rc(name, 0);
     if (!is_header_error(rc))
       TEST_FAIL("corrupt %s: open gave %s (%s)", fields[i].field,
                 ferry_err_name(rc), ferry_errmsg());
     /* The message names the object. */
     ASSERT_CONTAINS(ferry_errmsg(), name);
     ASSERT_OK(ferry_segment_unlink(name, 0));
+    ASSERT_OK(ferry_segment_close(s));
   }
 }
 
-static void test_open_rejects_truncated_and_grown_objects(void) {
-  static const off_t sizes[] = {1, 8, 100, 255, 256, 4095, 4096, 4097, 8191};
+/* The same through file-backed segments, whose header is in a plain file:
+ * one byte of each field changed with stdio, as any program could. */
+static void test_open_rejects_each_corrupt_field_file(void) {
+  static const size_t offs[] = {0,  8,  12, 16, 20, 24,  32,  40,  48,
+                                52, 56, 60, 88, 96, 100, 104, 168, 255};
   size_t i;
-  for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-    char name[64];
-    int fd, rc;
-    test_name(name, sizeof name, "tr");
-    make_segment(name);
-    fd = shm_fd(name, O_RDWR);
-    ASSERT_EQ(ftruncate(fd, sizes[i]), 0);
-    close(fd);
-    rc = open_rc(name);
-    if (rc != FERRY_ESIZE)
-      TEST_FAIL("truncated to %lld: open gave %s (%s)", (long long)sizes[i],
+  for (i = 0; i < sizeof offs / sizeof offs[0]; i++) {
+    char path[4200];
+    uint8_t b = 0;
+    FILE *f;
+    int rc;
+    snprintf(path, sizeof path, "%s/corrupt%u.seg", test_tmpdir(), (unsigned)i);
+    ASSERT_OK(ferry_segment_close(make_segment(path, FERRY_FILE)));
+    ASSERT_OK(open_rc(path, FERRY_FILE));
+    f = fopen(path, "r+b");
+    ASSERT_TRUE(f != NULL);
+    ASSERT_EQ(fseek(f, (long)offs[i], SEEK_SET), 0);
+    ASSERT_EQ(fread(&b, 1, 1, f), 1);
+    b ^= 0x5a;
+    ASSERT_EQ(fseek(f, (long)offs[i], SEEK_SET), 0);
+    ASSERT_EQ(fwrite(&b, 1, 1, f), 1);
+    ASSERT_EQ(fclose(f), 0);
+    rc = open_rc(path, FERRY_FILE);
+    if (!is_header_error(rc))
+      TEST_FAIL("byte %zu of %s changed: open gave %s (%s)", offs[i], path,
                 ferry_err_name(rc), ferry_errmsg());
+    ASSERT_CONTAINS(ferry_errmsg(), path);
+    ASSERT_EQ(remove(path), 0);
+  }
+}
+
+/* Sizes an object is cut to (a segment with SEG_DATA bytes is 8192). */
+static const uint64_t cut_sizes[] = {1,    8,    100,  255, 256,
+                                     4095, 4096, 4097, 8191};
+
+static void expect_truncated(int rc, uint64_t size) {
+  if (rc != FERRY_ESIZE)
+    TEST_FAIL("truncated to %llu: open gave %s (%s)", (unsigned long long)size,
+              ferry_err_name(rc), ferry_errmsg());
+}
+
+static void test_open_rejects_truncated_and_grown_objects(void) {
+  size_t i;
+  for (i = 0; i < sizeof cut_sizes / sizeof cut_sizes[0]; i++) {
+    char name[64];
+#ifdef _WIN32
+    /* A section's size is fixed at creation, in whole pages: the cut object
+     * is a new section holding the first bytes of a segment's image. Only
+     * whole-page sizes exist (the sub-page cuts are tested on files, in
+     * open_rejects_truncated_and_grown_files). */
+    uint64_t size;
+    uint8_t *img;
+    struct raw r;
+    if (cut_sizes[i] % ferry_os_caps_get()->page_size != 0)
+      continue;
+    test_name(name, sizeof name, "tr");
+    img = valid_image(name, &size);
+    ASSERT_TRUE(cut_sizes[i] < size);
+    raw_create(&r, name, cut_sizes[i]);
+    memcpy(r.map, img, (size_t)cut_sizes[i]);
+    expect_truncated(open_rc(name, 0), cut_sizes[i]);
+    raw_remove(&r, name);
+    free(img);
+#else
+    char path[128];
+    test_name(name, sizeof name, "tr");
+    ASSERT_OK(ferry_segment_close(make_segment(name, 0)));
+    snprintf(path, sizeof path, "/dev/shm/ferry.%s", name);
+    file_truncate(path, cut_sizes[i]);
+    expect_truncated(open_rc(name, 0), cut_sizes[i]);
     ASSERT_OK(ferry_segment_unlink(name, 0));
+#endif
   }
   { /* grown by someone else */
     char name[64];
-    int fd;
+#ifdef _WIN32
+    uint64_t size;
+    uint8_t *img;
+    struct raw r;
     test_name(name, sizeof name, "grow");
-    make_segment(name);
-    fd = shm_fd(name, O_RDWR);
-    ASSERT_EQ(ftruncate(fd, 1 << 20), 0);
-    close(fd);
-    ASSERT_ERR(open_rc(name), FERRY_ESIZE);
+    img = valid_image(name, &size);
+    raw_create(&r, name, 1 << 20);
+    memcpy(r.map, img, (size_t)size);
+    ASSERT_ERR(open_rc(name, 0), FERRY_ESIZE);
+    ASSERT_CONTAINS(ferry_errmsg(), "header says");
+    raw_remove(&r, name);
+    free(img);
+#else
+    char path[128];
+    test_name(name, sizeof name, "grow");
+    ASSERT_OK(ferry_segment_close(make_segment(name, 0)));
+    snprintf(path, sizeof path, "/dev/shm/ferry.%s", name);
+    file_truncate(path, 1 << 20);
+    ASSERT_ERR(open_rc(name, 0), FERRY_ESIZE);
     ASSERT_CONTAINS(ferry_errmsg(), "header says");
     ASSERT_OK(ferry_segment_unlink(name, 0));
+#endif
   }
+}
+
+/* The same with file-backed segments, cut and grown behind ferry's back:
+ * every size, on every system. */
+static void test_open_rejects_truncated_and_grown_files(void) {
+  char path[4200];
+  size_t i;
+  for (i = 0; i < sizeof cut_sizes / sizeof cut_sizes[0]; i++) {
+    snprintf(path, sizeof path, "%s/cut%u.seg", test_tmpdir(), (unsigned)i);
+    ASSERT_OK(ferry_segment_close(make_segment(path, FERRY_FILE)));
+    file_truncate(path, cut_sizes[i]);
+    expect_truncated(open_rc(path, FERRY_FILE), cut_sizes[i]);
+    ASSERT_CONTAINS(ferry_errmsg(), path);
+    ASSERT_EQ(remove(path), 0);
+  }
+  snprintf(path, sizeof path, "%s/grown.seg", test_tmpdir());
+  ASSERT_OK(ferry_segment_close(make_segment(path, FERRY_FILE)));
+  file_truncate(path, 1 << 20);
+  ASSERT_ERR(open_rc(path, FERRY_FILE), FERRY_ESIZE);
+  ASSERT_CONTAINS(ferry_errmsg(), "header says");
+  ASSERT_EQ(remove(path), 0);
 }
 
 /* A foreign object under a ferry name (Python's SharedMemory, say): random
@@ -362,27 +501,23 @@ static void test_open_rejects_foreign_objects(void) {
   for (round = 0; round < 40; round++) {
     char name[64];
     size_t size = 4096u * (1 + (size_t)(rng() % 4)), j;
-    uint8_t *buf = (uint8_t *)malloc(size);
-    int fd, rc;
-    ASSERT_TRUE(buf != NULL);
-    for (j = 0; j < size; j++)
-      buf[j] = (uint8_t)rng();
-    if (round % 4 == 1)
-      memcpy(buf, FERRY_HDR_MAGIC, 8);
-    if (round % 4 == 2) {
-      memcpy(buf, FERRY_HDR_MAGIC, 8);
-      memcpy(buf + 8, "REDY", 4);
-    }
+    struct raw r;
+    int rc;
     test_name(name, sizeof name, "foreign");
-    fd = shm_fd(name, O_RDWR | O_CREAT | O_EXCL);
-    ASSERT_EQ(write(fd, buf, size), (long long)size);
-    close(fd);
-    rc = open_rc(name);
+    raw_create(&r, name, size);
+    for (j = 0; j < size; j++)
+      r.map[j] = (uint8_t)rng();
+    if (round % 4 == 1)
+      memcpy(r.map, FERRY_HDR_MAGIC, 8);
+    if (round % 4 == 2) {
+      memcpy(r.map, FERRY_HDR_MAGIC, 8);
+      memcpy(r.map + 8, "REDY", 4);
+    }
+    rc = open_rc(name, 0);
     if (!is_header_error(rc))
       TEST_FAIL("foreign object round %d: open gave %s (%s)", round,
                 ferry_err_name(rc), ferry_errmsg());
-    ASSERT_OK(ferry_segment_unlink(name, 0));
-    free(buf);
+    raw_remove(&r, name);
   }
 }
 
@@ -395,8 +530,12 @@ int main(int argc, char **argv) {
       {"truncated_images", test_truncated_images},
       {"random_bytes", test_random_bytes},
       {"open_rejects_each_corrupt_field", test_open_rejects_each_corrupt_field},
+      {"open_rejects_each_corrupt_field_file",
+       test_open_rejects_each_corrupt_field_file},
       {"open_rejects_truncated_and_grown_objects",
        test_open_rejects_truncated_and_grown_objects},
+      {"open_rejects_truncated_and_grown_files",
+       test_open_rejects_truncated_and_grown_files},
       {"open_rejects_foreign_objects", test_open_rejects_foreign_objects},
       {NULL, NULL}};
   return test_main(argc, argv, tests, NULL);

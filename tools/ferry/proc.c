@@ -134,7 +134,14 @@ long proc_spawn(const char *path, const char *const *argv, const char *in,
   }
   cmd[n] = '\0';
   fflush(NULL);
-  ok = CreateProcessA(path, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+  /* Wine (8.0) now and then fails a CreateProcess with ERROR_INTERNAL_ERROR
+   * ("failed to map the shared user data"); a new attempt succeeds. */
+  for (i = 0;; i++) {
+    ok = CreateProcessA(path, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+    if (ok || GetLastError() != ERROR_INTERNAL_ERROR || i == 4)
+      break;
+    Sleep(10);
+  }
   ReleaseSRWLockExclusive(&cmd_lock);
   if (!ok) {
     fprintf(stderr, "cannot start %s: error %lu\n", path,

@@ -129,7 +129,7 @@
 #define ROUNDS_MAX 16
 #define SCAN_BUF (128 * 1024)  /* read()'s buffer in the scan rows */
 #define SCAN_WINDOW (64 * MIB) /* the window's view in the scan rows */
-#define POOL_BLOCKS 8 /* blocks of BIG bytes in the round-trip pool */
+#define POOL_BLOCKS 8          /* blocks of BIG bytes in the round-trip pool */
 
 #if defined(__GNUC__)
 #define NOINLINE __attribute__((noinline))

@@ -287,8 +287,9 @@ static inline void ferry_os_cpu_relax(void) {
  * returns FERRY_ENOTRECOVERABLE. When every handle to the kernel object was
  * closed (the owner died and nobody else had it open), the mutex is created
  * anew: a lock that acquires it (not abandoned) while M still names an owner
- * treats it as abandoned (every unlock clears the owner before releasing). Owner = calling thread gives FERRY_EBUSY (Windows mutexes are
- * recursive; ferry's are not).
+ * treats it as abandoned (every unlock clears the owner before releasing).
+ * Owner = calling thread gives FERRY_EBUSY (Windows mutexes are recursive;
+ * ferry's are not).
  *
  * Callers lock and unlock on the same thread. */
 #define FERRY_OS_MUTEX_SIZE 48

@@ -11,7 +11,8 @@
 #   make test-win  cross-build for Windows (mingw-w64) and run the whole
 #                ctest suite under Wine
 #   make fuzz    build the libFuzzer targets (clang) and run each for
-#                FUZZ_TIME seconds (20) on a copy of its seed corpus
+#                FUZZ_TIME seconds (15: 60 s for the four) on a copy of
+#                its seed corpus
 #   make bench   build (optimised) and run the benchmarks
 #   make format  clang-format the sources; make format-check to verify
 
@@ -20,7 +21,7 @@ ASAN_BUILD ?= build-asan
 BUILD32    ?= build-32
 FUZZ_BUILD ?= build-fuzz
 WIN_BUILD  ?= build-win
-FUZZ_TIME  ?= 20
+FUZZ_TIME  ?= 15
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?= --output-on-failure
 FERRY      := $(BUILD)/ferry

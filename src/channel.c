@@ -463,9 +463,10 @@ int ferry_channel_open(ferry_channel **out, const char *name, unsigned flags,
     int global = (o.seg_flags & FERRY_SEG_GLOBAL) != 0;
     char key[FERRY_NAME_MAX + 1];
     ferry__segment_sync_key(ch->seg, key, sizeof key);
-    rc = ferry_os_waitpoint_open(&ch->wp_rx, key, global, 0);
+    uint32_t mode = ferry__segment_mode(ch->seg);
+    rc = ferry_os_waitpoint_open(&ch->wp_rx, key, global, mode, 0);
     if (rc == 0)
-      rc = ferry_os_waitpoint_open(&ch->wp_tx, key, global, 1);
+      rc = ferry_os_waitpoint_open(&ch->wp_tx, key, global, mode, 1);
     else
       ch->wp_tx.h = FERRY_OS_NO_HANDLE;
     if (rc != 0) {

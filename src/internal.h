@@ -35,6 +35,9 @@ const char *ferry__segment_os_name(const ferry_segment *seg);
 int ferry__segment_created(const ferry_segment *seg);
 uint32_t ferry__segment_payload(const ferry_segment *seg);
 
+/* The permission bits the segment was created with (its header's). */
+uint32_t ferry__segment_mode(const ferry_segment *seg);
+
 /* The key under which the segment's wait points are opened (on Windows a
  * named semaphore is made from it): its ferry name, or for an anonymous or
  * file-backed segment "@seg-PID-START" (its creator's pid and start time,

@@ -463,7 +463,7 @@ static int pool_setup(ferry_pool *p, const ferry_pool_opts *o, int observe) {
     char key[FERRY_NAME_MAX + 1];
     rc = ferry_os_waitpoint_open(
         &p->wp, ferry__segment_sync_key(p->seg, key, sizeof key),
-        (o->seg_flags & FERRY_SEG_GLOBAL) != 0, 0);
+        (o->seg_flags & FERRY_SEG_GLOBAL) != 0, ferry__segment_mode(p->seg), 0);
     if (rc != 0) {
       ferry__err_ctx(rc, "pool '%s'", ferry__segment_os_name(p->seg));
       goto fail;

@@ -584,6 +584,8 @@ const char *ferry__segment_os_name(const ferry_segment *seg) {
 
 int ferry__segment_created(const ferry_segment *seg) { return seg->created; }
 
+uint32_t ferry__segment_mode(const ferry_segment *seg) { return seg->hdr.mode; }
+
 const char *ferry__segment_sync_key(const ferry_segment *seg, char *buf,
                                     size_t cap) {
   if (seg->hdr.kind == FERRY_KIND_NAMED && seg->hdr.name[0])

@@ -221,10 +221,13 @@ typedef struct ferry_os_waitpoint {
 } ferry_os_waitpoint;
 
 /* Opens wait point INDEX of the named segment NAME (a ferry name), in the
- * Windows Global\ namespace when GLOBAL. Linux: always succeeds. Windows:
- * FERRY_EINVAL when another kind of kernel object holds the name. */
+ * Windows Global\ namespace when GLOBAL; MODE is the segment's permission
+ * bits, which a Windows wait point's security descriptor follows (whoever
+ * may open the segment may wait and wake; 0600: the user alone). Linux:
+ * always succeeds. Windows: FERRY_EINVAL when another kind of kernel object
+ * holds the name. */
 int ferry_os_waitpoint_open(ferry_os_waitpoint *wp, const char *name,
-                            int global, unsigned index);
+                            int global, uint32_t mode, unsigned index);
 void ferry_os_waitpoint_close(ferry_os_waitpoint *wp);
 
 /* If *WORD still equals EXPECTED, sleeps until woken through the same word

@@ -647,9 +647,10 @@ int ferry_os_sync(const ferry_os_shm *o, void *addr, uint64_t len) {
 /* Wait and wake                                                          */
 
 int ferry_os_waitpoint_open(ferry_os_waitpoint *wp, const char *name,
-                            int global, unsigned index) {
+                            int global, uint32_t mode, unsigned index) {
   (void)name;
   (void)global;
+  (void)mode;
   (void)index;
   wp->h = FERRY_OS_NO_HANDLE;
   return 0;

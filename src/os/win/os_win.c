@@ -885,7 +885,7 @@ int ferry_os_sync(const ferry_os_shm *o, void *addr, uint64_t len) {
 #define WAITPOINT_MAX_UNITS 1024
 
 int ferry_os_waitpoint_open(ferry_os_waitpoint *wp, const char *name,
-                            int global, unsigned index) {
+                            int global, uint32_t mode, unsigned index) {
   char base[FERRY_NAME_MAX + 32], osname[FERRY_NAME_MAX + 64];
   PSECURITY_DESCRIPTOR sd = NULL;
   SECURITY_ATTRIBUTES sa;
@@ -900,7 +900,7 @@ int ferry_os_waitpoint_open(ferry_os_waitpoint *wp, const char *name,
                             sizeof osname);
   if (rc != 0)
     return rc;
-  rc = sd_from_mode(0666, SD_SYNC, &sd);
+  rc = sd_from_mode(mode ? mode : 0600, SD_SYNC, &sd);
   if (rc != 0)
     return rc;
   sa.nLength = sizeof sa;

@@ -459,20 +459,13 @@ int ferry_channel_open(ferry_channel **out, const char *name, unsigned flags,
                                         : o.liveness_ns;
   ch->stall_head = UINT64_MAX;
   ch->my_index = UINT32_MAX;
-  {
-    int global = (o.seg_flags & FERRY_SEG_GLOBAL) != 0;
-    char key[FERRY_NAME_MAX + 1];
-    ferry__segment_sync_key(ch->seg, key, sizeof key);
-    uint32_t mode = ferry__segment_mode(ch->seg);
-    rc = ferry_os_waitpoint_open(&ch->wp_rx, key, global, mode, 0);
-    if (rc == 0)
-      rc = ferry_os_waitpoint_open(&ch->wp_tx, key, global, mode, 1);
-    else
-      ch->wp_tx.h = FERRY_OS_NO_HANDLE;
-    if (rc != 0) {
-      ferry__err_ctx(rc, "channel '%s'", name);
-      goto fail_wp;
-    }
+  ch->wp_tx.h = FERRY_OS_NO_HANDLE;
+  rc = ferry__segment_waitpoint_open(ch->seg, 0, &ch->wp_rx);
+  if (rc == 0)
+    rc = ferry__segment_waitpoint_open(ch->seg, 1, &ch->wp_tx);
+  if (rc != 0) {
+    ferry__err_ctx(rc, "channel '%s'", name);
+    goto fail_wp;
   }
 
   if (role != FERRY_OBSERVE) {

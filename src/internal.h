@@ -11,6 +11,7 @@
 int ferry__proc_alive(uint64_t pid, uint64_t start, uint64_t boot);
 
 #include "ferry.h"
+#include "os/os.h"
 
 /* Initialises a new segment's payload (DATA, SIZE bytes, zero-filled)
  * before its header is published. */
@@ -35,15 +36,11 @@ const char *ferry__segment_os_name(const ferry_segment *seg);
 int ferry__segment_created(const ferry_segment *seg);
 uint32_t ferry__segment_payload(const ferry_segment *seg);
 
-/* The permission bits the segment was created with (its header's). */
-uint32_t ferry__segment_mode(const ferry_segment *seg);
-
-/* The key under which the segment's wait points are opened (on Windows a
- * named semaphore is made from it): its ferry name, or for an anonymous or
- * file-backed segment "@seg-PID-START" (its creator's pid and start time,
- * in hex; '@' cannot start a ferry name, so no named segment has this
- * key). Written into BUF (CAP bytes, FERRY_NAME_MAX + 1 is enough). */
-const char *ferry__segment_sync_key(const ferry_segment *seg, char *buf,
-                                    size_t cap);
+/* Opens wait point INDEX of the segment (ferry_os_waitpoint_open), under a
+ * key of its own: its ferry name, or "@seg-PID-START" (its creator's pid and
+ * start time) for an anonymous or file-backed one; in the namespace it was
+ * opened in, with the permissions it was created with. */
+int ferry__segment_waitpoint_open(const ferry_segment *seg, unsigned index,
+                                  ferry_os_waitpoint *wp);
 
 #endif

@@ -459,15 +459,10 @@ static int pool_setup(ferry_pool *p, const ferry_pool_opts *o, int observe) {
                                         : o->liveness_ns;
   p->my_index = UINT32_MAX;
   p->reap_batch = p->count / 4 ? p->count / 4 : 1;
-  {
-    char key[FERRY_NAME_MAX + 1];
-    rc = ferry_os_waitpoint_open(
-        &p->wp, ferry__segment_sync_key(p->seg, key, sizeof key),
-        (o->seg_flags & FERRY_SEG_GLOBAL) != 0, ferry__segment_mode(p->seg), 0);
-    if (rc != 0) {
-      ferry__err_ctx(rc, "pool '%s'", ferry__segment_os_name(p->seg));
-      goto fail;
-    }
+  rc = ferry__segment_waitpoint_open(p->seg, 0, &p->wp);
+  if (rc != 0) {
+    ferry__err_ctx(rc, "pool '%s'", ferry__segment_os_name(p->seg));
+    goto fail;
   }
   if (!observe) {
     p->local = (uint32_t *)calloc(p->count, sizeof *p->local);

@@ -21,6 +21,7 @@ struct ferry_segment {
   struct ferry_hdr hdr; /* validated copy of the header */
   int readonly;
   int created;
+  int global;                   /* named in Windows' Global\ namespace */
   char os_name[FERRY_PATH_MAX]; /* OS name, path, or anonymous label */
 };
 
@@ -246,10 +247,10 @@ static int seg_create(ferry_segment **out, uint32_t kind, const char *name,
   s = seg_alloc("");
   if (!s)
     return ferry__err(FERRY_ENOMEM, "out of memory");
+  s->global = (o->flags & FERRY_SEG_GLOBAL) != 0;
   if (kind == FERRY_KIND_NAMED) {
-    rc = ferry_os_object_name(FERRY_OS_NAME_SEGMENT, name,
-                              (o->flags & FERRY_SEG_GLOBAL) != 0, s->os_name,
-                              sizeof s->os_name);
+    rc = ferry_os_object_name(FERRY_OS_NAME_SEGMENT, name, s->global,
+                              s->os_name, sizeof s->os_name);
     if (rc != 0)
       goto fail;
   } else if (kind == FERRY_KIND_FILE) {
@@ -328,10 +329,10 @@ static int seg_open_existing(ferry_segment **out, uint32_t kind,
   if (!s)
     return ferry__err(FERRY_ENOMEM, "out of memory");
   s->readonly = readonly;
+  s->global = (o->flags & FERRY_SEG_GLOBAL) != 0;
   if (kind == FERRY_KIND_NAMED) {
-    rc = ferry_os_object_name(FERRY_OS_NAME_SEGMENT, name,
-                              (o->flags & FERRY_SEG_GLOBAL) != 0, s->os_name,
-                              sizeof s->os_name);
+    rc = ferry_os_object_name(FERRY_OS_NAME_SEGMENT, name, s->global,
+                              s->os_name, sizeof s->os_name);
     if (rc == 0)
       rc = ferry_os_shm_open(&s->os, s->os_name, !readonly);
   } else {
@@ -584,17 +585,19 @@ const char *ferry__segment_os_name(const ferry_segment *seg) {
 
 int ferry__segment_created(const ferry_segment *seg) { return seg->created; }
 
-uint32_t ferry__segment_mode(const ferry_segment *seg) { return seg->hdr.mode; }
-
-const char *ferry__segment_sync_key(const ferry_segment *seg, char *buf,
-                                    size_t cap) {
+int ferry__segment_waitpoint_open(const ferry_segment *seg, unsigned index,
+                                  ferry_os_waitpoint *wp) {
+  /* The key: the ferry name, or for an anonymous or file-backed segment its
+   * creator's identity ('@' cannot start a ferry name, so no named segment
+   * has such a key). */
+  char key[FERRY_NAME_MAX + 1];
   if (seg->hdr.kind == FERRY_KIND_NAMED && seg->hdr.name[0])
-    snprintf(buf, cap, "%.*s", (int)FERRY_NAME_MAX, seg->hdr.name);
+    snprintf(key, sizeof key, "%.*s", (int)FERRY_NAME_MAX, seg->hdr.name);
   else
-    snprintf(buf, cap, "@seg-%llx-%llx",
+    snprintf(key, sizeof key, "@seg-%llx-%llx",
              (unsigned long long)seg->hdr.creator_pid,
              (unsigned long long)seg->hdr.creator_start);
-  return buf;
+  return ferry_os_waitpoint_open(wp, key, seg->global, seg->hdr.mode, index);
 }
 
 uint32_t ferry__segment_payload(const ferry_segment *seg) {

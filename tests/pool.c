@@ -48,9 +48,6 @@ static struct ctl *ctl_open(const char *name, ferry_segment **seg, int create) {
   return (struct ctl *)ferry_segment_data(*seg);
 }
 
-#define await(word, want, pid) test_await((void *)(word), (want), (pid))
-#define kill_and_reap(pid) test_kill_reap(pid)
-
 /* Removes the segments named, up to a NULL. Tests call it while they still
  * hold the segments open: on Windows a named segment exists only while some
  * process has a handle to it (unlink only checks that it exists), so the
@@ -194,7 +191,7 @@ static int role_subscriber(int argc, char **argv) {
   frame_check(d, size, 7);
   atomic_store(&c->handle[me], h);
   atomic_fetch_add(&c->done, 1);
-  await(&c->go, me + 1, 0);
+  test_await(&c->go, me + 1, 0);
   ASSERT_OK(ferry_pool_release(p, h));
   atomic_fetch_add(&c->done, 1);
   ASSERT_OK(ferry_channel_close(rx));
@@ -682,11 +679,11 @@ static void test_broadcast_fanout(void) {
     args[4] = NULL;
     pid[k] = test_spawn("subscriber", args);
   }
-  await(&c->ready, 3, 0); /* all three have subscribed */
+  test_await(&c->ready, 3, 0); /* all three have subscribed */
   ASSERT_OK(ferry_pool_alloc(p, &h, &d, 0));
   frame_fill(d, size, 7);
   ASSERT_OK(ferry_pool_send(p, tx, h, &size, sizeof size, 30 * SEC));
-  await(&c->done, 3, 0);
+  test_await(&c->done, 3, 0);
   for (k = 0; k < 3; k++)
     ASSERT_UEQ(atomic_load(&c->handle[k]), h); /* the same block */
   /* Every subscriber consumed the message: the sender lets go. */
@@ -702,7 +699,7 @@ static void test_broadcast_fanout(void) {
   }
   for (k = 0; k < 3; k++) {
     atomic_fetch_add(&c->go, 1);
-    await(&c->done, 3 + (uint32_t)k + 1, 0);
+    test_await(&c->done, 3 + (uint32_t)k + 1, 0);
     ASSERT_EQ(popcount(holders(p, h)), 2 - k);
   }
   ASSERT_UEQ(holders(p, h), 0); /* free right after the last release */
@@ -784,7 +781,7 @@ static void test_dead_holder_reclaimed(void) {
   args[2] = cl;
   args[3] = NULL;
   pid = test_spawn("holder", args);
-  await(&c->ready, 1, pid);
+  test_await(&c->ready, 1, pid);
   ASSERT_OK(ferry_pool_alloc(p, &h[0], NULL, 0));
   /* Alive: waiting, and sweeping for dead peers every millisecond, takes
    * nothing from it. */
@@ -798,7 +795,7 @@ static void test_dead_holder_reclaimed(void) {
       ASSERT_EQ(in.peers[i].held, 3);
       ASSERT_EQ(in.peers[i].alive, 1);
     }
-  kill_and_reap(pid);
+  test_kill_reap(pid);
   /* Dead: the allocator reclaims its three blocks. */
   for (i = 1; i < 4; i++)
     ASSERT_OK(ferry_pool_alloc(p, &h[i], NULL, 30 * SEC));
@@ -842,10 +839,10 @@ static void test_dead_receiver_redelivery(void) {
   args[2] = cl;
   args[3] = NULL;
   pid = test_spawn("taker", args);
-  await(&c->ready, 1, pid);
+  test_await(&c->ready, 1, pid);
   ASSERT_UEQ(atomic_load(&c->handle[0]), h);
   ASSERT_EQ(popcount(holders(p, h)), 2);
-  kill_and_reap(pid);
+  test_kill_reap(pid);
   ASSERT_EQ(ferry_pool_reclaim(p), 1);   /* the dead receiver's reference */
   ASSERT_EQ(popcount(holders(p, h)), 1); /* ours, for the message */
   pr = pool_attach(pn);
@@ -891,7 +888,7 @@ static void test_dead_sender(void) {
   /* A holder allocates one block; we send its handle ourselves as if the
    * holder had sent it (a raw handle message), then kill the holder. */
   pid = test_spawn("holder", args);
-  await(&c->ready, 1, pid);
+  test_await(&c->ready, 1, pid);
   {
     ferry_pool_block b;
     uint32_t i;
@@ -905,7 +902,7 @@ static void test_dead_sender(void) {
   }
   tx = chan_open(cn, 0, FERRY_SENDER, 0);
   ASSERT_OK(ferry_channel_send(tx, &h, 8, 0));
-  kill_and_reap(pid);
+  test_kill_reap(pid);
   ASSERT_EQ(ferry_pool_reclaim(p), 1);
   ASSERT_ERR(ferry_pool_recv(p, rx, &h, &d, NULL, 0, NULL, 0), FERRY_ECORRUPT);
   ASSERT_ERR(ferry_pool_recv(p, rx, &h, &d, NULL, 0, NULL, 0), FERRY_EAGAIN);
@@ -959,7 +956,7 @@ static void test_cli(void) {
   args[2] = cl;
   args[3] = NULL;
   pid = test_spawn("holder", args);
-  await(&c->ready, 1, pid);
+  test_await(&c->ready, 1, pid);
   ASSERT_EQ(cli("info %s", pn), 0);
   ASSERT_CONTAINS(out, "3 in use, 5 free");
   snprintf(line, sizeof line, "pid %ld (alive)", pid);
@@ -972,7 +969,7 @@ static void test_cli(void) {
   ASSERT_CONTAINS(out, line);
   ASSERT_EQ(cli("gc --dry-run %s", pn), 0);
   ASSERT_CONTAINS(out, "live");
-  kill_and_reap(pid);
+  test_kill_reap(pid);
   ASSERT_EQ(cli("info %s", pn), 0);
   snprintf(line, sizeof line, "pid %ld (dead)", pid);
   ASSERT_CONTAINS(out, line);
@@ -1004,7 +1001,7 @@ static int role_anon(int argc, char **argv) {
   frame_fill(d, 4096, 31);
   atomic_store(&c->handle[0], h);
   atomic_store(&c->ready, 1);
-  await(&c->go, 1, 0);
+  test_await(&c->go, 1, 0);
   ASSERT_OK(ferry_pool_close(p));
   ASSERT_OK(ferry_segment_close(cs));
   return 0;
@@ -1033,7 +1030,7 @@ static void test_anonymous(void) {
   args[1] = cl;
   args[2] = NULL;
   pid = test_spawn("anon", args);
-  await(&c->ready, 1, pid);
+  test_await(&c->ready, 1, pid);
   h = atomic_load(&c->handle[0]);
   ASSERT_OK(ferry_pool_take(p, h, &d));
   frame_check(d, 4096, 31);

@@ -17,7 +17,6 @@
 #include "os/os.h"
 
 #define SEC INT64_C(1000000000)
-#define KILLED 137 /* test_wait's code for a process ended by test_kill */
 
 /* A flag segment for "I am at the point where you may kill me". */
 struct flags {
@@ -37,24 +36,6 @@ static struct flags *flags_open(const char *name, ferry_segment **seg,
 static int alive(long pid) {
   uint64_t start;
   return ferry_os_proc_start((uint64_t)pid, &start) == 0;
-}
-
-/* Polls *WORD until it is at least WANT; fails the test after a deadline,
- * or at once if process PID has exited. */
-static void await(_Atomic uint32_t *word, uint32_t want, long pid) {
-  int64_t deadline = proc_now_ns() + test_timeout_ms(30000) * 1000000;
-  while (atomic_load(word) < want) {
-    if (proc_now_ns() > deadline)
-      TEST_FAIL("timed out waiting for process %ld", pid);
-    if (pid > 0 && !alive(pid))
-      TEST_FAIL("process %ld is gone", pid);
-    test_sleep_ms(1);
-  }
-}
-
-static void kill_and_reap(long pid) {
-  test_kill(pid);
-  ASSERT_EQ(test_wait(pid, test_timeout_ms(30000)), KILLED);
 }
 
 /* Waits to be killed (giving up after a long while, so that a helper of a
@@ -149,8 +130,8 @@ static void run_dead_receiver(unsigned kind) {
   pid = test_spawn("receiver", args);
   for (i = 0; i < 10; i++, sent++)
     ASSERT_OK(ferry_channel_send(tx, &sent, sizeof sent, 30 * SEC));
-  await(&f->ready, 1, pid);
-  kill_and_reap(pid);
+  test_await(&f->ready, 1, pid);
+  test_kill_reap(pid);
   /* Fill the ring: try-sends until full. */
   while ((rc = ferry_channel_send(tx, &sent, sizeof sent, 0)) == 0)
     sent++;
@@ -211,8 +192,8 @@ static void test_sender_killed_mid_message(void) {
   args[1] = fl;
   args[2] = NULL;
   stuck = test_spawn("stuck-sender", args);
-  await(&f->ready, 1, stuck);
-  kill_and_reap(stuck);
+  test_await(&f->ready, 1, stuck);
+  test_kill_reap(stuck);
   /* Another sender's messages sit behind the dead claim. */
   args[1] = "0";
   args[2] = "1000";
@@ -313,7 +294,7 @@ static void test_cli_send_reports_dead_receiver(void) {
   args[2] = "0"; /* receive nothing */
   args[3] = NULL;
   rx = test_spawn("receiver", args);
-  await(&f->ready, 1, rx);
+  test_await(&f->ready, 1, rx);
   /* 64 KiB of input: far more than the ring holds */
   snprintf(in, sizeof in, "%s/zeros", test_tmpdir());
   snprintf(out, sizeof out, "%s/send.out", test_tmpdir());
@@ -351,7 +332,7 @@ static void test_cli_send_reports_dead_receiver(void) {
     }
     test_sleep_ms(1);
   }
-  kill_and_reap(rx);
+  test_kill_reap(rx);
   rc = proc_wait(tx, test_timeout_ms(60000));
   if (rc < 0) {
     proc_kill(tx);

@@ -991,14 +991,12 @@ static SRWLOCK mx_lock = SRWLOCK_INIT;
 static struct mx_entry *mx_table;
 static size_t mx_count, mx_cap;
 
-/* The handle of lock ID; *CREATED is 1 when this call created the kernel
- * object (nobody had it open). */
-static int mx_handle(uint64_t id, HANDLE *out, int *created) {
+/* The handle of lock ID, opened (or created) on first use. */
+static int mx_handle(uint64_t id, HANDLE *out) {
   char base[40], osname[80];
   size_t i;
   HANDLE h = NULL;
   int rc = 0;
-  *created = 0;
   AcquireSRWLockExclusive(&mx_lock);
   for (i = 0; i < mx_count; i++)
     if (mx_table[i].id == id) {
@@ -1029,14 +1027,12 @@ static int mx_handle(uint64_t id, HANDLE *out, int *created) {
       sa.nLength = sizeof sa;
       sa.lpSecurityDescriptor = sd;
       sa.bInheritHandle = FALSE;
-      SetLastError(0);
       h = CreateMutexA(&sa, FALSE, osname);
       e = GetLastError();
       if (!h)
         rc = e == ERROR_INVALID_HANDLE ? other_kind_err(osname, "mutex")
                                        : os_err(e, osname);
       else {
-        *created = e != ERROR_ALREADY_EXISTS;
         mx_table[mx_count].id = id;
         mx_table[mx_count].h = h;
         mx_count++;
@@ -1078,7 +1074,7 @@ static int mx_not_recoverable(void) {
 int ferry_os_mutex_lock(void *m, uint64_t lock_id, int64_t timeout_ns) {
   struct win_mutex *w = (struct win_mutex *)m;
   HANDLE h;
-  int created, rc, abandoned = 0;
+  int rc, abandoned = 0;
   int64_t end;
   DWORD r;
   if (atomic_load(&w->state) > MX_NOTRECOVERABLE)
@@ -1088,10 +1084,9 @@ int ferry_os_mutex_lock(void *m, uint64_t lock_id, int64_t timeout_ns) {
                       (unsigned)atomic_load(&w->state));
   if (mx_mine(w))
     return ferry__err(FERRY_EBUSY, "mutex lock: the calling thread holds it");
-  rc = mx_handle(lock_id, &h, &created);
+  rc = mx_handle(lock_id, &h);
   if (rc != 0)
     return rc;
-  (void)created; /* see below: whether this call created it proves nothing */
   end = ferry_os_monotonic_ns();
   end = timeout_ns > INT64_MAX - end ? INT64_MAX : end + timeout_ns;
   for (;;) {
@@ -1146,11 +1141,11 @@ int ferry_os_mutex_consistent(void *m, uint64_t lock_id) {
 int ferry_os_mutex_unlock(void *m, uint64_t lock_id) {
   struct win_mutex *w = (struct win_mutex *)m;
   HANDLE h;
-  int created, rc;
+  int rc;
   if (!mx_mine(w))
     return ferry__err(FERRY_EINVAL,
                       "mutex unlock: the calling thread does not hold it");
-  rc = mx_handle(lock_id, &h, &created);
+  rc = mx_handle(lock_id, &h);
   if (rc != 0)
     return rc;
   if (atomic_load(&w->state) == MX_INCONSISTENT)

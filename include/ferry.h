@@ -266,6 +266,49 @@ FERRY_API int ferry_segment_get_info(const ferry_segment *seg,
 typedef int (*ferry_list_cb)(const char *name, void *ctx);
 FERRY_API int ferry_segment_list(ferry_list_cb cb, void *ctx);
 
+/*
+ * Shrunk while mapped. Any process that may write a named or file-backed
+ * segment may also truncate it (ftruncate), and on POSIX systems an access
+ * beyond the new end raises SIGBUS, which kills the process; so does an
+ * access to a page that a full file system cannot provide (a sparse
+ * file-backed segment) or whose file cannot be read. ferry turns that into
+ * an error instead:
+ * - The first time it maps such an object (not an anonymous segment, which
+ *   is sealed against shrinking, and never on Windows, which refuses to
+ *   shrink a mapped object) ferry installs a SIGBUS handler, chained to the
+ *   one installed before it. A fault inside a ferry mapping replaces that
+ *   mapping, from the faulting page to its end, with private zero-filled
+ *   memory, and the access is retried: the process reads zeros instead of
+ *   dying. Every other SIGBUS goes to the previous handler.
+ * - The segment is then useless to this process (what it writes there
+ *   reaches nobody), and every channel, pool, window and mutex operation on
+ *   it fails with FERRY_ESIZE, with a message that says what happened.
+ *   Code that reads a segment's memory directly (ferry_segment_data(), a
+ *   zero-copy message, a pool block, a window view) learns it from
+ *   ferry_segment_check() or from the next ferry call on that memory
+ *   (ferry_channel_release(), ferry_pool_release(), ...).
+ * docs/reliability.md has the guarantees and their limits.
+ */
+
+/* 0 while SEG's mapping is intact; FERRY_ESIZE, with a message, once an
+ * access to it faulted because the object was shrunk (or a page of it could
+ * not be provided). Cheap: one load of a process-wide counter until the
+ * first such fault. */
+FERRY_API int ferry_segment_check(const ferry_segment *seg);
+
+/* Turns ferry's SIGBUS handler on (1, the default: installed when the first
+ * shrinkable object is mapped) or off (0: ferry installs none, and puts the
+ * previous handler back if its own is still the current one). A program
+ * with a SIGBUS handler of its own that it installs after ferry's without
+ * chaining to it, calls ferry_fault_recover() from it instead. Returns 0;
+ * does nothing on Windows. */
+FERRY_API int ferry_fault_guard(int on);
+
+/* For a program's own SIGBUS handler (async-signal-safe): when ADDR (the
+ * signal's si_addr) lies in a mapping ferry made, repairs it as described
+ * above and returns 1, and the handler should then return; 0 otherwise. */
+FERRY_API int ferry_fault_recover(void *addr);
+
 /* ------------------------------------------------------------------------ */
 /* Channels                                                                 */
 
@@ -760,10 +803,13 @@ FERRY_API int ferry_mutex_unlock(void *mem);
  *
  * Shrinking the file under a window: every move of the view checks the
  * file's size first and fails with FERRY_ESIZE when the view would reach
- * past the new end. A file truncated while a view is in use still makes an
- * access beyond its new end fault (SIGBUS) on POSIX systems; Windows
- * refuses to truncate a mapped file. Writing into a hole of a sparse file
- * on a full disk faults the same way.
+ * past the new end. A file truncated while a view is in use makes an access
+ * beyond its new end fault on POSIX systems; ferry's fault handler (see
+ * "Shrunk while mapped") turns that into zeros for the reader, and the next
+ * call on the window fails with FERRY_ESIZE and drops the view (a later
+ * call maps a new one if the file is long enough again). Windows refuses to
+ * truncate a mapped file. Writing into a hole of a sparse file on a full
+ * disk faults, and is handled, the same way.
  */
 typedef struct ferry_window ferry_window;
 

@@ -16,6 +16,7 @@
 #include "channel.h"
 #include "error.h"
 #include "ferry.h"
+#include "guard.h"
 #include "header.h"
 #include "internal.h"
 #include "os/os.h"
@@ -85,6 +86,12 @@ static inline void rec_write(ferry_channel *ch, uint64_t pos, uint32_t word,
   if (ch->rh == 16)
     ((struct ferry_rec_bc *)r)->seq = seq;
   ferry__store_release(&r->word, word);
+}
+
+/* 0, or FERRY_ESIZE once an access to the channel's segment faulted
+ * because another process shrank it (src/guard.h). */
+static inline int chan_fault(const ferry_channel *ch) {
+  return ferry__fault_at(ch->h) == 0 ? 0 : ferry_segment_check(ch->seg);
 }
 
 /* Positions read from shared memory must be record-aligned: a record
@@ -430,10 +437,12 @@ int ferry_channel_open(ferry_channel **out, const char *name, unsigned flags,
   ch->h = (struct ferry_chan_hdr *)ferry_segment_data(ch->seg);
   memcpy(&copy, ch->h, 64); /* the immutable line, read once */
   rc = ferry__chan_validate(&copy, data_size);
-  if (rc != 0) {
+  if (chan_fault(ch) != 0) /* shrunk since the segment was opened */
+    rc = ferry_segment_check(ch->seg);
+  else if (rc != 0)
     ferry__err_ctx(rc, "%s", ferry__segment_os_name(ch->seg));
+  if (rc != 0)
     goto fail;
-  }
   if (!ferry__segment_created(ch->seg) &&
       ((o.kind && o.kind != copy.kind) || (o.kind && o.flags != copy.flags))) {
     rc = ferry__err(FERRY_EINVAL,
@@ -538,6 +547,12 @@ int ferry_channel_open(ferry_channel **out, const char *name, unsigned flags,
       }
     }
     ferry__store_release(&ch->me->state, FERRY_PEER_ACTIVE);
+  }
+  rc = chan_fault(ch); /* shrunk while we attached: do not hand it out */
+  if (rc != 0) {
+    if (role != FERRY_OBSERVE)
+      peer_detach(ch);
+    goto fail_wp;
   }
   *out = ch;
   return 0;
@@ -663,7 +678,10 @@ static int space_check_peers(ferry_channel *ch, int64_t *next_check) {
 
 static int sp_space_ready(void *ctx) {
   struct space_wait *w = (struct space_wait *)ctx;
-  int rc = sp_refresh_limit(w->ch, w->end);
+  int rc = chan_fault(w->ch);
+  if (rc != 0)
+    return rc;
+  rc = sp_refresh_limit(w->ch, w->end);
   if (rc == FERRY_EAGAIN) {
     rc = space_check_peers(w->ch, &w->next_check);
     if (rc < 0)
@@ -792,7 +810,10 @@ static int mp_try_claim(ferry_channel *ch, uint64_t size) {
 
 static int mp_space_ready(void *ctx) {
   struct mp_wait *w = (struct mp_wait *)ctx;
-  int rc = mp_try_claim(w->ch, w->size);
+  int rc = chan_fault(w->ch);
+  if (rc != 0)
+    return rc;
+  rc = mp_try_claim(w->ch, w->size);
   if (rc == FERRY_EAGAIN) {
     rc = space_check_peers(w->ch, &w->next_check);
     return rc < 0 ? rc : 0;
@@ -832,6 +853,9 @@ int ferry_channel_reserve(ferry_channel *ch, size_t len, void **buf,
     return FERRY_EINVAL;
   if (len > ch->max_msg)
     return FERRY_EMSGSIZE;
+  rc = chan_fault(ch);
+  if (rc != 0)
+    return rc;
   if (ferry__load_relaxed(&ch->h->closed))
     return FERRY_ECLOSED; /* the stream has ended: a message now is lost */
   timeout_ns = clamp_timeout(timeout_ns);
@@ -846,10 +870,16 @@ int ferry_channel_reserve(ferry_channel *ch, size_t len, void **buf,
 
 int ferry_channel_commit(ferry_channel *ch, size_t len) {
   uint64_t end;
+  int rc;
   if (!ch || !ch->reserved)
     return FERRY_EINVAL;
   if (len > ch->res_len)
     return FERRY_EMSGSIZE;
+  rc = chan_fault(ch); /* the message may have gone to private zero pages */
+  if (rc != 0) {
+    ferry_channel_abort(ch); /* an MPSC claim becomes padding, if seen */
+    return rc;
+  }
   end = ch->res_pos + rec_size(ch, len);
   if (ch->kind == FERRY_CHANNEL_MPSC) {
     /* A shorter message leaves a gap in our claim: a PAD record fills it.
@@ -1195,7 +1225,10 @@ static void mp_skip_dead_claim(ferry_channel *ch) {
 
 static int recv_ready(void *ctx) {
   struct recv_wait *w = (struct recv_wait *)ctx;
-  int n = collect(w->ch, w->msgs, w->max);
+  int n = chan_fault(w->ch);
+  if (n != 0)
+    return n;
+  n = collect(w->ch, w->msgs, w->max);
   if (n == 0 && w->ch->kind == FERRY_CHANNEL_MPSC &&
       w->ch->liveness_ns != INT64_MAX) {
     ferry_channel *ch = w->ch;
@@ -1244,6 +1277,11 @@ int ferry_channel_peek(ferry_channel *ch, ferry_msg *msgs, size_t max,
 
 /* Releases the peeked messages; LAST_SEQ is the last one's number. */
 static int consume(ferry_channel *ch, uint64_t last_seq) {
+  int rc = chan_fault(ch); /* what was read may be zeros, not messages */
+  if (rc != 0) {
+    ch->npeeked = 0;
+    return rc;
+  }
   if (ch->flags & FERRY_CHANNEL_OVERRUN) {
     /* Were the messages overwritten while they were being read? Then they
      * are lost; bc_catch_up counts them from the message numbers. */
@@ -1295,6 +1333,8 @@ static int spsc_recv_fast(ferry_channel *ch, void *buf, size_t cap,
     return 0; /* empty, padding, corrupt or too large: the general path */
   if (l)
     memcpy(buf, ch->ring + (pos & ch->mask) + ch->rh, (size_t)l);
+  if (ferry__fault_at(ch->h) != 0)
+    return 0; /* copied zeros: the general path reports it */
   *len = (size_t)l;
   ch->received++;
   ferry__store_relaxed(&ch->me->msgs, ch->received);

@@ -9,6 +9,7 @@
 #include "atomics.h"
 #include "error.h"
 #include "ferry.h"
+#include "guard.h"
 #include "os/os.h"
 
 #define FERRY_MUTEX_MAGIC 0x58544d46u /* "FMTX" little-endian */
@@ -46,10 +47,23 @@ static int addr_check(const void *mem, const char *what) {
   return 0;
 }
 
-/* Checks the header of the region at MEM before anything touches the lock:
- * everything in it comes from shared memory and may be garbage. On success
- * *ID is the lock id. */
-static int region_check(void *mem, const char *what, uint64_t *id) {
+/* 0, or FERRY_ESIZE when an access to the segment holding MEM has faulted
+ * since another process shrank it (src/guard.h): the mutex in this
+ * process's view is then private memory, shared with nobody. */
+static int fault_check(const void *mem, const char *what) {
+  if (ferry__fault_at(mem) == 0)
+    return 0;
+  return ferry__err(FERRY_ESIZE,
+                    "mutex %s: the segment holding it was shrunk by another "
+                    "process while mapped, and this process lost its pages "
+                    "(ferry_segment_check says more)",
+                    what);
+}
+
+/* Reads and checks the header of the region at MEM before anything touches
+ * the lock: everything in it comes from shared memory and may be garbage.
+ * On success *ID is the lock id. */
+static int region_read(void *mem, const char *what, uint64_t *id) {
   const struct ferry_mutex_region *m = (const struct ferry_mutex_region *)mem;
   uint32_t magic;
   uint16_t kind;
@@ -84,6 +98,13 @@ static int region_check(void *mem, const char *what, uint64_t *id) {
   if (*id == 0)
     return ferry__err(FERRY_ECORRUPT, "mutex %s: the lock id is 0", what);
   return 0;
+}
+
+/* region_read, unless what it read was lost to a shrink (zeros). */
+static int region_check(void *mem, const char *what, uint64_t *id) {
+  int rc = region_read(mem, what, id);
+  int f = mem ? fault_check(mem, what) : 0;
+  return f != 0 ? f : rc;
 }
 
 static uint64_t mix64(uint64_t x) { /* splitmix64's finaliser */
@@ -135,8 +156,14 @@ int ferry_mutex_lock(void *mem, int64_t timeout_ns) {
   if (timeout_ns < 0)
     return ferry__err(FERRY_EINVAL, "mutex lock: negative timeout %lld ns",
                       (long long)timeout_ns);
-  return ferry_os_mutex_lock(((struct ferry_mutex_region *)mem)->os, id,
-                             timeout_ns);
+  rc = ferry_os_mutex_lock(((struct ferry_mutex_region *)mem)->os, id,
+                           timeout_ns);
+  if ((rc == 0 || rc == FERRY_EOWNERDEAD) && ferry__fault_at(mem) != 0) {
+    /* locked a private copy: undo that, and say so */
+    ferry_os_mutex_unlock(((struct ferry_mutex_region *)mem)->os, id);
+    return fault_check(mem, "lock");
+  }
+  return rc;
 }
 
 int ferry_mutex_consistent(void *mem) {

@@ -22,6 +22,7 @@
 #include "channel.h"
 #include "error.h"
 #include "ferry.h"
+#include "guard.h"
 #include "header.h"
 #include "internal.h"
 #include "os/os.h"
@@ -294,6 +295,12 @@ static inline void prefetch(const void *addr) {
 #endif
 }
 
+/* 0, or FERRY_ESIZE once an access to the pool's segment faulted because
+ * another process shrank it (src/guard.h). */
+static inline int pool_fault(const ferry_pool *p) {
+  return ferry__fault_at(p->h) == 0 ? 0 : ferry_segment_check(p->seg);
+}
+
 /* The handle was not valid: the code, and a detail message saying why. */
 static int bad_handle(const ferry_pool *p, uint64_t handle, const char *why) {
   return ferry__err(FERRY_ECORRUPT, "%s: handle 0x%016llx %s",
@@ -429,10 +436,12 @@ static int pool_setup(ferry_pool *p, const ferry_pool_opts *o, int observe) {
   p->h = (struct ferry_pool_hdr *)ferry_segment_data(p->seg);
   memcpy(&copy, p->h, 64); /* the immutable line, read once */
   rc = ferry__pool_validate(&copy, data_size);
-  if (rc != 0) {
+  if (ferry__fault_at(p->h) != 0) /* shrunk since the segment was opened */
+    rc = ferry_segment_check(p->seg);
+  else if (rc != 0)
     ferry__err_ctx(rc, "%s", ferry__segment_os_name(p->seg));
+  if (rc != 0)
     goto fail;
-  }
   if (!ferry__segment_created(p->seg) &&
       ((o->block_size && o->block_size != copy.block_size) ||
        (o->block_count && o->block_count != copy.block_count))) {
@@ -473,6 +482,11 @@ static int pool_setup(ferry_pool *p, const ferry_pool_opts *o, int observe) {
     rc = peer_attach(p);
     if (rc != 0)
       goto fail_wp;
+    rc = pool_fault(p); /* shrunk while we attached: do not hand it out */
+    if (rc != 0) {
+      ferry_pool_close(p);
+      return rc;
+    }
   }
   return 0;
 
@@ -662,7 +676,9 @@ struct alloc_wait {
 static int alloc_ready(void *ctx) {
   struct alloc_wait *w = (struct alloc_wait *)ctx;
   ferry_pool *p = w->p;
-  int check = 0;
+  int check = 0, rc = pool_fault(p);
+  if (rc != 0)
+    return rc;
   if (p->liveness_ns != INT64_MAX) {
     int64_t now = ferry_os_monotonic_ns();
     if (now >= p->next_sweep) {
@@ -682,10 +698,14 @@ int ferry_pool_alloc(ferry_pool *p, uint64_t *handle, void **data,
                      int64_t timeout_ns) {
   struct alloc_wait w;
   uint32_t gen;
+  int rc;
   if (!p || !handle || timeout_ns < 0)
     return FERRY_EINVAL;
   if (!p->me)
     return ferry__err(FERRY_EINVAL, "an observer cannot allocate");
+  rc = pool_fault(p);
+  if (rc != 0)
+    return rc;
   /* Letting go of consumed messages' blocks costs a look at each channel
    * (a cache miss): do it in batches, or when no block is free. A sender
    * keeps at most a quarter of the blocks longer than needed this way. */
@@ -698,7 +718,7 @@ int ferry_pool_alloc(ferry_pool *p, uint64_t *handle, void **data,
   if (w.index < 0 && p->npend)
     w.index = alloc_steal(p);
   if (w.index < 0) {
-    int rc =
+    rc =
         ferry__wait(&p->h->wq, &p->wp, alloc_ready, &w,
                     timeout_ns > FERRY_POOL_TIMEOUT_MAX ? FERRY_POOL_TIMEOUT_MAX
                                                         : timeout_ns,
@@ -721,6 +741,9 @@ int ferry_pool_take(ferry_pool *p, uint64_t handle, void **data) {
   int rc;
   if (!p || !p->me)
     return FERRY_EINVAL;
+  rc = pool_fault(p);
+  if (rc != 0)
+    return rc;
   if (ferry__pool_handle_parse(handle, p->tag, p->count, &index, &gen) != 0)
     return bad_handle(p, handle, "does not name a block of this pool");
   rc = ref_take(p, handle, index, gen);
@@ -734,7 +757,9 @@ int ferry_pool_data(const ferry_pool *p, uint64_t handle, void **data) {
   int rc;
   if (!p || !data)
     return FERRY_EINVAL;
-  rc = held(p, handle, &index, &gen);
+  rc = pool_fault(p);
+  if (rc == 0)
+    rc = held(p, handle, &index, &gen);
   if (rc == 0)
     *data = block_ptr(p, index);
   return rc;
@@ -748,8 +773,10 @@ int ferry_pool_release(ferry_pool *p, uint64_t handle) {
   rc = held(p, handle, &index, &gen);
   if (rc != 0)
     return rc;
+  /* Let go even when the memory is lost, so the handle is not leaked; but
+   * say that what was read from the block may be zeros. */
   ref_drop(p, index, gen);
-  return 0;
+  return pool_fault(p);
 }
 
 static int pend_reserve(ferry_pool *p) {
@@ -771,6 +798,9 @@ int ferry_pool_send(ferry_pool *p, ferry_channel *ch, uint64_t handle,
   int rc;
   if (!p || !ch || (meta_len && !meta))
     return FERRY_EINVAL;
+  rc = pool_fault(p); /* what was written to the block may be lost */
+  if (rc != 0)
+    return rc;
   rc = held(p, handle, &index, &gen);
   if (rc != 0)
     return rc;
@@ -805,6 +835,9 @@ int ferry_pool_recv(ferry_pool *p, ferry_channel *ch, uint64_t *handle,
   int rc, took, rel, stale = 0;
   if (!p || !p->me || !ch || !handle || (meta_cap && !meta))
     return FERRY_EINVAL;
+  rc = pool_fault(p);
+  if (rc != 0)
+    return rc;
   rc = ferry_channel_peek(ch, &m, 1, timeout_ns);
   if (rc < 0)
     return rc;
@@ -847,6 +880,11 @@ int ferry_pool_recv(ferry_pool *p, ferry_channel *ch, uint64_t *handle,
                    stale
                ? FERRY_EOVERRUN /* its sender let go: see alloc_steal */
                : rc;
+  rc = pool_fault(p); /* the take may have reached private zeros */
+  if (rc != 0) {
+    ref_drop(p, index, gen);
+    return rc;
+  }
   *handle = hv;
   if (data)
     *data = block_ptr(p, index);
@@ -855,6 +893,9 @@ int ferry_pool_recv(ferry_pool *p, ferry_channel *ch, uint64_t *handle,
 
 static int flush_ready(void *ctx) {
   ferry_pool *p = (ferry_pool *)ctx;
+  int rc = pool_fault(p);
+  if (rc != 0)
+    return rc;
   reap(p, 0);
   return p->npend == 0;
 }

@@ -7,6 +7,7 @@
 
 #include "error.h"
 #include "ferry.h"
+#include "guard.h"
 #include "header.h"
 #include "internal.h"
 #include "os/os.h"
@@ -89,7 +90,7 @@ static void seg_free(ferry_segment *s) {
   if (!s)
     return;
   if (s->base)
-    ferry_os_unmap(s->base, s->map_len);
+    ferry__unmap(s->base, s->map_len);
   ferry_os_shm_close(&s->os);
   free(s);
 }
@@ -137,15 +138,19 @@ static int seg_attach(ferry_segment *s, const char *expect_name, int by_name,
                         s->os_name, (unsigned long long)size);
     } else {
       if (!s->base) {
-        rc = ferry_os_map(&s->os, 0, size, map_flags(o, !s->readonly),
-                          (void **)&s->base);
+        rc = ferry__map(&s->os, 0, size, map_flags(o, !s->readonly),
+                        (void **)&s->base);
         if (rc != 0)
           return ferry__err_ctx(rc, "map %s", s->os_name);
         s->map_len = size;
       }
+      if (ferry__fault_at(s->base) != 0) /* shrunk since the stat */
+        return ferry_segment_check(s);
       if (ferry__load_acquire(&((struct ferry_hdr *)s->base)->state) != 0) {
         rc = ferry__hdr_validate(s->base, s->map_len, s->map_len, expect_name,
                                  &s->hdr);
+        if (ferry__fault_at(s->base) != 0)
+          return ferry_segment_check(s);
         if (rc != FERRY_EAGAIN) {
           if (rc != 0)
             return ferry__err_ctx(rc, "%s", s->os_name);
@@ -293,7 +298,7 @@ static int seg_create(ferry_segment **out, uint32_t kind, const char *name,
     goto fail;
   ferry__err_clear(); /* a huge-page fallback is not an error */
 
-  rc = ferry_os_map(&s->os, 0, total, map_flags(o, 1), (void **)&s->base);
+  rc = ferry__map(&s->os, 0, total, map_flags(o, 1), (void **)&s->base);
   if (rc != 0) {
     ferry__err_ctx(rc, "map %s", s->os_name);
     goto fail_unlink;
@@ -494,9 +499,9 @@ int ferry_segment_unlink(const char *name, unsigned flags) {
     if (rc != 0)
       return rc;
     rc = ferry_os_shm_stat(&f, &size, &removed);
-    if (rc == 0 && size >= 8 && ferry_os_map(&f, 0, 8, 0, (void **)&p) == 0) {
-      ours = memcmp(p, FERRY_HDR_MAGIC, 8) == 0;
-      ferry_os_unmap(p, 8);
+    if (rc == 0 && size >= 8 && ferry__map(&f, 0, 8, 0, (void **)&p) == 0) {
+      ours = memcmp(p, FERRY_HDR_MAGIC, 8) == 0 && ferry__fault_at(p) == 0;
+      ferry__unmap(p, 8);
     }
     ferry_os_shm_close(&f);
     if (!ours)
@@ -535,6 +540,32 @@ void *ferry_segment_data(const ferry_segment *seg) {
 
 uint64_t ferry_segment_data_size(const ferry_segment *seg) {
   return seg ? seg->hdr.data_size : 0;
+}
+
+int ferry_segment_check(const ferry_segment *seg) {
+  uint64_t at, now = 0;
+  int removed = 0;
+  if (!seg)
+    return FERRY_EINVAL;
+  at = ferry__fault_at(seg->base);
+  if (at == 0)
+    return 0;
+  if (ferry_os_shm_stat(&seg->os, &now, &removed) == 0 && now < seg->map_len)
+    return ferry__err(FERRY_ESIZE,
+                      "%s was shrunk to %llu bytes by another process while "
+                      "mapped (%llu bytes): this process touched offset %llu, "
+                      "beyond the new end, and from there on sees private "
+                      "zeros, not the segment; close it",
+                      seg->os_name, (unsigned long long)now,
+                      (unsigned long long)seg->map_len,
+                      (unsigned long long)(at - 1));
+  return ferry__err(FERRY_ESIZE,
+                    "%s: the page at offset %llu could not be provided (an "
+                    "I/O error, or a full file system under a sparse file; "
+                    "the object is %llu bytes now): this process sees private "
+                    "zeros from there on, not the segment; close it",
+                    seg->os_name, (unsigned long long)(at - 1),
+                    (unsigned long long)now);
 }
 
 int ferry_segment_get_info(const ferry_segment *seg, ferry_segment_info *info,

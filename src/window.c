@@ -10,6 +10,7 @@
 
 #include "error.h"
 #include "ferry.h"
+#include "guard.h"
 #include "header.h"
 #include "internal.h"
 #include "os/os.h"
@@ -42,10 +43,34 @@ static unsigned char empty_byte;
 
 static void view_drop(ferry_window *w) {
   if (w->view)
-    ferry_os_unmap(w->view, w->view_len);
+    ferry__unmap(w->view, w->view_len);
   w->view = NULL;
   w->view_off = 0;
   w->view_len = 0;
+}
+
+/* 0, or FERRY_ESIZE once an access to the current view has faulted (the
+ * file was truncated while mapped, or a page of it could not be provided):
+ * what was read from that page on was zeros, not the file. The view is
+ * dropped, so that a later call maps a new one (after a size check). */
+static int view_check(ferry_window *w) {
+  uint64_t at, off, now = 0;
+  int removed = 0;
+  if (!w->view || (at = ferry__fault_at(w->view)) == 0)
+    return 0;
+  off = w->view_off + at - 1;
+  view_drop(w);
+  if (ferry_os_shm_stat(&w->os, &now, &removed) != 0)
+    now = 0;
+  return ferry__err(FERRY_ESIZE,
+                    "%s: an access at byte %llu of it faulted (it is %llu "
+                    "bytes now: %s), and the view read zeros from there on, "
+                    "not the file",
+                    w->os_name, (unsigned long long)off,
+                    (unsigned long long)now,
+                    now <= off ? "truncated by another process"
+                               : "the page could not be provided: an I/O "
+                                 "error, or a full file system under a hole");
 }
 
 /* Maps LEN bytes of the object from START (a multiple of the granularity;
@@ -60,7 +85,8 @@ static int view_map(ferry_window *w, uint64_t start, uint64_t len,
   view_drop(w);
   /* A file that shrank under a mapping raises SIGBUS on access beyond its
    * new end. One fstat per remap catches what happened before this point;
-   * a truncation while the view is in use is the caller's race. */
+   * a truncation while the view is in use is caught by the fault guard
+   * (src/guard.h) and reported by view_check. */
   rc = ferry_os_shm_stat(&w->os, &now, &removed);
   if (rc != 0)
     return ferry__err_ctx(rc, "%s", w->os_name);
@@ -72,7 +98,7 @@ static int view_map(ferry_window *w, uint64_t start, uint64_t len,
                       w->os_name, (unsigned long long)now,
                       (unsigned long long)end,
                       (unsigned long long)(start + len));
-  rc = ferry_os_map(&w->os, start, len, w->map_flags, &p);
+  rc = ferry__map(&w->os, start, len, w->map_flags, &p);
   if (rc != 0)
     return ferry__err_ctx(rc, "%s: view of %llu bytes at %llu", w->os_name,
                           (unsigned long long)len, (unsigned long long)start);
@@ -191,11 +217,14 @@ static int seg_header(ferry_window *w, uint64_t obj, const char *expect_name,
   len = (len + w->gran - 1) / w->gran * w->gran;
   if (len > obj)
     len = obj;
-  rc = ferry_os_map(&w->os, 0, len, 0, &p);
+  rc = ferry__map(&w->os, 0, len, 0, &p);
   if (rc != 0)
     return ferry__err_ctx(rc, "%s: header", w->os_name);
   rc = ferry__hdr_validate(p, len, obj, expect_name, &hdr);
-  ferry_os_unmap(p, len);
+  if (ferry__fault_at(p) != 0) /* shrunk while we read */
+    rc = ferry__err(FERRY_ESIZE, "%s shrank while its header was read",
+                    w->os_name);
+  ferry__unmap(p, len);
   if (rc == FERRY_EAGAIN)
     return ferry__err(FERRY_EAGAIN,
                       "%s is still being created (its header is not "
@@ -284,6 +313,9 @@ int ferry_window_at(ferry_window *w, uint64_t offset, uint64_t len,
   int rc;
   if (!w || !ptr)
     return ferry__err(FERRY_EINVAL, "%s is NULL", w ? "ptr" : "w");
+  rc = view_check(w);
+  if (rc != 0)
+    return rc;
   obj = w->base + offset;
   /* the fast path: inside the current view */
   if (w->view && offset <= w->size && len <= w->window && obj >= w->view_off &&
@@ -323,8 +355,12 @@ int ferry_window_at(ferry_window *w, uint64_t offset, uint64_t len,
 }
 
 int ferry_window_seek(ferry_window *w, uint64_t offset) {
+  int rc;
   if (!w)
     return ferry__err(FERRY_EINVAL, "w is NULL");
+  rc = view_check(w);
+  if (rc != 0)
+    return rc;
   if (offset > w->size)
     return ferry__err(FERRY_EINVAL,
                       "%s: offset %llu lies beyond its end (%llu "
@@ -343,6 +379,9 @@ int ferry_window_next(ferry_window *w, void **ptr, uint64_t *len) {
                       !w     ? "w"
                       : !ptr ? "ptr"
                              : "len");
+  rc = view_check(w);
+  if (rc != 0)
+    return rc;
   if (w->pos >= w->size) {
     *ptr = &empty_byte;
     *len = 0;
@@ -370,6 +409,9 @@ int ferry_window_flush(ferry_window *w) {
   int rc;
   if (!w)
     return ferry__err(FERRY_EINVAL, "w is NULL");
+  rc = view_check(w);
+  if (rc != 0)
+    return rc;
   if (!(w->map_flags & FERRY_OS_MAP_WRITE))
     return 0; /* nothing was written through it */
   rc = ferry_os_sync(&w->os, w->view, w->view_len);

@@ -166,6 +166,11 @@ void test_await(void *word, uint32_t want, long pid);
 /* test_kill, then reaps PID, asserting that the kill ended it (137). */
 void test_kill_reap(long pid);
 
+/* Has another process (a helper of this binary) set the size of file PATH
+ * to SIZE bytes: shrink it under this process's mappings, say. Returns 0,
+ * or the error code (errno, GetLastError) the OS gave that process. */
+int test_set_size_other(const char *path, uint64_t size);
+
 /* 1 if this process is root (and so may drop privileges or unshare);
  * always 0 on Windows. */
 int test_is_root(void);

@@ -273,6 +273,55 @@ int test_run(const char *cmdline, char *out, size_t out_cap, char *err,
 #endif
 }
 
+/* The harness's own role: argv PATH SIZE: sets the size of file PATH
+ * (opened read-write, shared with every other opener). Prints the OS's
+ * error code (0 on success): Windows' do not fit in an exit status. */
+static int role_set_size(int argc, char **argv) {
+  unsigned long long size;
+  long e = 0;
+  if (argc != 2)
+    return 2;
+  size = strtoull(argv[1], NULL, 10);
+#ifdef _WIN32
+  {
+    HANDLE h =
+        CreateFileA(argv[0], GENERIC_READ | GENERIC_WRITE,
+                    FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                    NULL, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+    LARGE_INTEGER li;
+    if (h == INVALID_HANDLE_VALUE) {
+      e = (long)GetLastError();
+    } else {
+      li.QuadPart = (LONGLONG)size;
+      if (!SetFilePointerEx(h, li, NULL, FILE_BEGIN) || !SetEndOfFile(h))
+        e = (long)GetLastError();
+      CloseHandle(h);
+    }
+  }
+#else
+  if (truncate(argv[0], (off_t)size) != 0)
+    e = errno;
+#endif
+  printf("%ld\n", e);
+  return 0;
+}
+
+int test_set_size_other(const char *path, uint64_t size) {
+  char num[32], out[64];
+  const char *argv[6];
+  snprintf(num, sizeof num, "%llu", (unsigned long long)size);
+  argv[0] = test_self();
+  argv[1] = "--role";
+  argv[2] = "@set-size";
+  argv[3] = path;
+  argv[4] = num;
+  argv[5] = NULL;
+  if (test_exec(test_self(), argv, NULL, out, sizeof out, NULL, 0,
+                test_timeout_ms(30000)) != 0)
+    TEST_FAIL("the helper that sets the size of %s failed", path);
+  return atoi(out);
+}
+
 int test_main(int argc, char **argv, const struct test_case *tests,
               const struct test_role *roles) {
   const struct test_case *t;
@@ -285,6 +334,8 @@ int test_main(int argc, char **argv, const struct test_case *tests,
 #endif
   if (argc >= 3 && strcmp(argv[1], "--role") == 0) {
     const struct test_role *r;
+    if (strcmp(argv[2], "@set-size") == 0)
+      return role_set_size(argc - 3, argv + 3);
     for (r = roles; r && r->name; r++)
       if (strcmp(r->name, argv[2]) == 0) {
         current_test = r->name;

@@ -950,6 +950,53 @@ static void test_shrunk_file(void) {
   ASSERT_EQ(rm_file(path), 0);
 }
 
+/* Another process truncates the file while a view reaches past the new
+ * end, and the caller reads through the view's pointer: zeros, not SIGBUS
+ * (POSIX); the next call on the window says what happened, drops the view,
+ * and later calls map views inside what is left. Windows refuses the
+ * truncation. */
+static void test_truncated_under_view(void) {
+  char path[4200];
+  ferry_window *w = NULL;
+  ferry_window_opts o = wopts(4 * MIB, 0);
+  volatile const uint8_t *v;
+  void *p = NULL;
+  int e;
+  tmp_path(path, sizeof path, "cut.bin");
+  make_pattern_file(path, 8 * MIB, 5);
+  ASSERT_OK(ferry_window_open(&w, path, FERRY_RDONLY, &o));
+  ASSERT_OK(ferry_window_at(w, 4 * MIB, 10, &p)); /* maps [4, 8) MiB */
+  v = (volatile const uint8_t *)p;
+  e = test_set_size_other(path, 5 * MIB);
+#ifdef _WIN32
+  if (e == 0) {
+    ferry_window_close(w);
+    test_skip("this Windows (Wine) let another process truncate a mapped "
+              "file; Windows refuses that (ERROR_USER_MAPPED_FILE), so "
+              "ferry does not guard Windows views");
+  }
+  if (e != ERROR_USER_MAPPED_FILE && e != ERROR_SHARING_VIOLATION)
+    TEST_FAIL("truncating a mapped file: error %d", e);
+  ASSERT_EQ(v[3 * MIB], pat(7 * MIB, 5)); /* all still there */
+  check_at(w, 7 * MIB, 100, 0, 5);
+#else
+  ASSERT_EQ(e, 0);
+  ASSERT_EQ(v[MIB / 2], pat(4 * MIB + MIB / 2, 5)); /* before the new end */
+  ASSERT_EQ(v[2 * MIB], 0);                         /* beyond it: zeros */
+  ASSERT_EQ(v[3 * MIB], 0);
+  ASSERT_ERR(ferry_window_at(w, 4 * MIB, 10, &p), FERRY_ESIZE);
+  ASSERT_CONTAINS(ferry_errmsg(), "truncated by another process");
+  ASSERT_CONTAINS(ferry_errmsg(), "cut.bin");
+  /* the view is gone; what is left can be read through new views */
+  check_at(w, 0, 100, 0, 5);
+  check_at(w, MIB - 3, 200, 0, 5);
+  ASSERT_ERR(ferry_window_at(w, 6 * MIB, 10, &p), FERRY_ESIZE); /* too short */
+  ASSERT_CONTAINS(ferry_errmsg(), "shrank");
+#endif
+  ASSERT_OK(ferry_window_close(w));
+  ASSERT_EQ(rm_file(path), 0);
+}
+
 static void test_invalid_arguments(void) {
   char path[4200], missing[4200];
   ferry_window *w = NULL;
@@ -1024,6 +1071,7 @@ int main(int argc, char **argv) {
       {"segment_over_4gib", test_segment_over_4gib},
       {"empty_file", test_empty_file},
       {"shrunk_file", test_shrunk_file},
+      {"truncated_under_view", test_truncated_under_view},
       {"invalid_arguments", test_invalid_arguments},
       {NULL, NULL}};
   return test_main(argc, argv, tests, NULL);

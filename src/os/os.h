@@ -206,6 +206,31 @@ int ferry_os_advise(void *addr, uint64_t len, unsigned advice);
 int ferry_os_sync(const ferry_os_shm *o, void *addr, uint64_t len);
 
 /* ---------------------------------------------------------------------- */
+/* Faults on memory that another process cut off                          */
+
+/* 1 when another holder of O can shrink it while this process maps it, so
+ * that an access beyond the new end faults: POSIX named objects and files
+ * (any process that may write them may ftruncate them). 0 for a memfd
+ * sealed with F_SEAL_SHRINK, and on Windows, which refuses to shrink a file
+ * or section while a view of it is mapped. */
+int ferry_os_shm_can_shrink(const ferry_os_shm *o);
+
+/* With ON, installs the process's handler for faults on mapped memory that
+ * has no backing any more (POSIX: SIGBUS with si_code BUS_ADRERR, from an
+ * access beyond the end of a shrunk object, or to a page a full file system
+ * could not provide): it calls RECOVER(fault address), and the faulting
+ * access is retried when RECOVER returns 1. Every other SIGBUS goes to the
+ * handler that was installed before (or gets the default action). Without
+ * ON, puts that previous handler back if ferry's is still installed.
+ * Idempotent. Windows has nothing to install: 0. */
+int ferry_os_fault_handler(int on, int (*recover)(void *addr));
+
+/* Async-signal-safe. Replaces the LEN bytes at ADDR (page-aligned, inside
+ * one mapping made by ferry_os_map) with private, zero-filled memory,
+ * writable when WRITABLE. 0, or -1 when the OS refuses. */
+int ferry_os_fault_patch(void *addr, size_t len, int writable);
+
+/* ---------------------------------------------------------------------- */
 /* Wait and wake on a 32-bit word in shared memory                        */
 
 /* A wait point: what a process needs, besides the word itself, to sleep on

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -641,6 +642,90 @@ int ferry_os_sync(const ferry_os_shm *o, void *addr, uint64_t len) {
   if (fsync((int)o->h) != 0 && errno != EINVAL && errno != EROFS)
     return os_err(errno, "fsync");
   return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Faults on memory that another process cut off                          */
+
+int ferry_os_shm_can_shrink(const ferry_os_shm *o) {
+#ifdef F_GET_SEALS
+  int seals = fcntl((int)o->h, F_GET_SEALS);
+  if (seals >= 0 && (seals & F_SEAL_SHRINK))
+    return 0;
+#else
+  (void)o;
+#endif
+  return 1;
+}
+
+/* The handler's state: written under fault_lock by ferry_os_fault_handler,
+ * read by the handler (which is installed only after both are set). */
+static struct sigaction fault_prev;
+static int (*fault_recover)(void *addr);
+static int fault_installed;
+static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void fault_on_sigbus(int sig, siginfo_t *si, void *uc) {
+  int saved = errno;
+  struct sigaction dfl;
+  if (si && si->si_code == BUS_ADRERR && fault_recover &&
+      fault_recover(si->si_addr)) {
+    errno = saved; /* retried: the access now reaches private zero pages */
+    return;
+  }
+  errno = saved;
+  if (fault_prev.sa_flags & SA_SIGINFO) {
+    if (fault_prev.sa_sigaction) {
+      fault_prev.sa_sigaction(sig, si, uc);
+      return;
+    }
+  } else if (fault_prev.sa_handler == SIG_IGN) {
+    if (!si || si->si_code <= 0)
+      return; /* sent, and ignored before ferry came */
+  } else if (fault_prev.sa_handler != SIG_DFL) {
+    fault_prev.sa_handler(sig);
+    return;
+  }
+  /* The default action: a fault recurs when the access is retried; a sent
+   * signal is raised again. */
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(SIGBUS, &dfl, NULL);
+  if (!si || si->si_code <= 0)
+    raise(sig);
+}
+
+int ferry_os_fault_handler(int on, int (*recover)(void *addr)) {
+  struct sigaction sa, cur;
+  int rc = 0;
+  pthread_mutex_lock(&fault_lock);
+  if (on && !fault_installed) {
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = fault_on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    fault_recover = recover;
+    if (sigaction(SIGBUS, NULL, &fault_prev) != 0 ||
+        sigaction(SIGBUS, &sa, NULL) != 0)
+      rc = os_err(errno, "sigaction(SIGBUS)");
+    else
+      fault_installed = 1;
+  } else if (!on && fault_installed) {
+    /* Put the previous handler back, unless someone replaced ours. */
+    if (sigaction(SIGBUS, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+        cur.sa_sigaction == fault_on_sigbus)
+      sigaction(SIGBUS, &fault_prev, NULL);
+    fault_installed = 0;
+  }
+  pthread_mutex_unlock(&fault_lock);
+  return rc;
+}
+
+int ferry_os_fault_patch(void *addr, size_t len, int writable) {
+  void *p = mmap(addr, len, PROT_READ | (writable ? PROT_WRITE : 0),
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  return p == addr ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -876,6 +876,29 @@ int ferry_os_sync(const ferry_os_shm *o, void *addr, uint64_t len) {
 }
 
 /* ---------------------------------------------------------------------- */
+/* Faults on memory that another process cut off                          */
+
+/* Windows refuses to shrink a file or section while a view of it is mapped
+ * (ERROR_USER_MAPPED_FILE), so no mapping needs guarding. */
+int ferry_os_shm_can_shrink(const ferry_os_shm *o) {
+  (void)o;
+  return 0;
+}
+
+int ferry_os_fault_handler(int on, int (*recover)(void *addr)) {
+  (void)on; /* nothing to install: no mapping is ever guarded */
+  (void)recover;
+  return 0;
+}
+
+int ferry_os_fault_patch(void *addr, size_t len, int writable) {
+  (void)addr;
+  (void)len;
+  (void)writable;
+  return -1;
+}
+
+/* ---------------------------------------------------------------------- */
 /* Wait and wake: a named semaphore per wait point                        */
 
 /* Most units a wait point's semaphore holds. A waker releases one unit per

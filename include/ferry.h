@@ -276,13 +276,17 @@ FERRY_API int ferry_segment_list(ferry_list_cb cb, void *ctx);
  * - The first time it maps such an object (not an anonymous segment, which
  *   is sealed against shrinking, and never on Windows, which refuses to
  *   shrink a mapped object) ferry installs a SIGBUS handler, chained to the
- *   one installed before it. A fault inside a ferry mapping replaces that
- *   mapping, from the faulting page to its end, with private zero-filled
- *   memory, and the access is retried: the process reads zeros instead of
- *   dying. Every other SIGBUS goes to the previous handler.
+ *   disposition installed before it. A fault inside a ferry mapping
+ *   replaces that mapping, from the faulting page to its end, with private
+ *   zero-filled memory, and the access is retried: the process reads zeros
+ *   instead of dying. Every other SIGBUS is handled as that earlier
+ *   disposition says (its mask, SA_NODEFER, SA_RESETHAND, SIG_IGN, the
+ *   default action), as it would be without ferry.
  * - The segment is then useless to this process (what it writes there
- *   reaches nobody), and every channel, pool, window and mutex operation on
- *   it fails with FERRY_ESIZE, with a message that says what happened.
+ *   reaches nobody), and every channel, pool and window operation on it
+ *   fails with FERRY_ESIZE, with a message that says what happened; so does
+ *   every operation on a mutex whose own page was lost (a mutex in the part
+ *   that is left keeps working).
  *   Code that reads a segment's memory directly (ferry_segment_data(), a
  *   zero-copy message, a pool block, a window view) learns it from
  *   ferry_segment_check() or from the next ferry call on that memory
@@ -292,8 +296,11 @@ FERRY_API int ferry_segment_list(ferry_list_cb cb, void *ctx);
 
 /* 0 while SEG's mapping is intact; FERRY_ESIZE, with a message, once an
  * access to it faulted because the object was shrunk (or a page of it could
- * not be provided). Cheap: one load of a process-wide counter until the
- * first such fault. */
+ * not be provided). Cheap: one load. It knows only of accesses that
+ * faulted: a system call given a pointer into a lost page (write(2) of a
+ * zero-copy message) fails with EFAULT and records nothing. A thread that
+ * has SIGBUS blocked is killed by the kernel on such a fault, whatever the
+ * handler. */
 FERRY_API int ferry_segment_check(const ferry_segment *seg);
 
 /* Turns ferry's SIGBUS handler on (1, the default: installed when the first
@@ -596,7 +603,10 @@ FERRY_API int ferry_pool_data(const ferry_pool *pool, uint64_t handle,
 
 /* Releases one of this process's references to HANDLE; the block is free
  * once nobody holds it. FERRY_ECORRUPT when this process holds no
- * reference to it (a double release, a garbage or stale handle). */
+ * reference to it (a double release, a garbage or stale handle).
+ * FERRY_ESIZE when the pool's segment was shrunk under this process (see
+ * "Shrunk while mapped"): the reference is let go all the same, but what
+ * was read from the block may have been zeros. */
 FERRY_API int ferry_pool_release(ferry_pool *pool, uint64_t handle);
 
 /* Sends HANDLE, followed by META_LEN bytes of META (may be 0), as one

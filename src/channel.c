@@ -26,6 +26,7 @@
 struct ferry_channel {
   ferry_segment *seg;
   struct ferry_chan_hdr *h;
+  struct ferry__guard *guard; /* the segment's registry entry, or NULL */
   struct ferry_chan_peer *peers;
   struct ferry_chan_peer *me; /* NULL for observers */
   uint8_t *ring;
@@ -91,7 +92,7 @@ static inline void rec_write(ferry_channel *ch, uint64_t pos, uint32_t word,
 /* 0, or FERRY_ESIZE once an access to the channel's segment faulted
  * because another process shrank it (src/guard.h). */
 static inline int chan_fault(const ferry_channel *ch) {
-  return ferry__fault_at(ch->h) == 0 ? 0 : ferry_segment_check(ch->seg);
+  return ferry__guard_lost(ch->guard) == 0 ? 0 : ferry_segment_check(ch->seg);
 }
 
 /* Positions read from shared memory must be record-aligned: a record
@@ -435,6 +436,7 @@ int ferry_channel_open(ferry_channel **out, const char *name, unsigned flags,
     goto fail;
   }
   ch->h = (struct ferry_chan_hdr *)ferry_segment_data(ch->seg);
+  ch->guard = ferry__segment_guard(ch->seg);
   memcpy(&copy, ch->h, 64); /* the immutable line, read once */
   rc = ferry__chan_validate(&copy, data_size);
   if (chan_fault(ch) != 0) /* shrunk since the segment was opened */
@@ -891,6 +893,11 @@ int ferry_channel_commit(ferry_channel *ch, size_t len) {
                     (uint32_t)(ch->res_end - end - ch->rh),
                 0);
     rec_write(ch, ch->res_pos, FERRY_REC_COMMIT | (uint32_t)len, 0);
+    rc = chan_fault(ch); /* the record itself went to lost memory */
+    if (rc != 0) {
+      ch->reserved = 0;
+      return rc;
+    }
   } else {
     if (ch->res_pos != ch->res_start)
       rec_write(ch, ch->res_start,
@@ -898,6 +905,11 @@ int ferry_channel_commit(ferry_channel *ch, size_t len) {
                     (uint32_t)(ch->res_pos - ch->res_start - ch->rh),
                 0);
     rec_write(ch, ch->res_pos, FERRY_REC_COMMIT | (uint32_t)len, ch->seq++);
+    rc = chan_fault(ch); /* a record went to lost memory: do not publish */
+    if (rc != 0) {
+      ch->reserved = 0;
+      return rc;
+    }
     ch->tail = end;
     if (ch->kind == FERRY_CHANNEL_BROADCAST) {
       /* (tail, tail_seq) change together under the generation seqlock, so
@@ -933,7 +945,7 @@ int ferry_channel_abort(ferry_channel *ch) {
   }
   /* Single producer: nothing was published. */
   ch->reserved = 0;
-  return 0;
+  return chan_fault(ch);
 }
 
 int ferry_channel_send(ferry_channel *ch, const void *msg, size_t len,
@@ -955,7 +967,7 @@ int ferry_channel_close_send(ferry_channel *ch) {
     return FERRY_EINVAL;
   ferry__store_release(&ch->h->closed, 1u);
   ferry__waitq_wake(&ch->h->rx, &ch->wp_rx);
-  return 0;
+  return chan_fault(ch); /* the end of the stream may not have arrived */
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1333,7 +1345,7 @@ static int spsc_recv_fast(ferry_channel *ch, void *buf, size_t cap,
     return 0; /* empty, padding, corrupt or too large: the general path */
   if (l)
     memcpy(buf, ch->ring + (pos & ch->mask) + ch->rh, (size_t)l);
-  if (ferry__fault_at(ch->h) != 0)
+  if (ferry__guard_lost(ch->guard) != 0)
     return 0; /* copied zeros: the general path reports it */
   *len = (size_t)l;
   ch->received++;

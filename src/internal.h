@@ -36,6 +36,10 @@ const char *ferry__segment_os_name(const ferry_segment *seg);
 int ferry__segment_created(const ferry_segment *seg);
 uint32_t ferry__segment_payload(const ferry_segment *seg);
 
+/* The segment mapping's entry in the registry of guarded mappings
+ * (src/guard.h), or NULL when nobody can shrink the object. */
+struct ferry__guard *ferry__segment_guard(const ferry_segment *seg);
+
 /* Opens wait point INDEX of the segment (ferry_os_waitpoint_open), under a
  * key of its own: its ferry name, or "@seg-PID-START" (its creator's pid and
  * start time) for an anonymous or file-backed one; in the namespace it was

@@ -47,16 +47,18 @@ static int addr_check(const void *mem, const char *what) {
   return 0;
 }
 
-/* 0, or FERRY_ESIZE when an access to the segment holding MEM has faulted
- * since another process shrank it (src/guard.h): the mutex in this
- * process's view is then private memory, shared with nobody. */
+/* 0, or FERRY_ESIZE when the memory of the mutex at MEM itself was lost:
+ * another process shrank the segment below it, and an access faulted
+ * (src/guard.h). The mutex in this process's view is then private zeros,
+ * shared with nobody. A loss elsewhere in the segment leaves the mutex
+ * working (and unlockable). */
 static int fault_check(const void *mem, const char *what) {
-  if (ferry__fault_at(mem) == 0)
+  if (!ferry__addr_lost(mem))
     return 0;
   return ferry__err(FERRY_ESIZE,
-                    "mutex %s: the segment holding it was shrunk by another "
-                    "process while mapped, and this process lost its pages "
-                    "(ferry_segment_check says more)",
+                    "mutex %s: the segment holding it was shrunk below it by "
+                    "another process while mapped, and this process lost "
+                    "its page (ferry_segment_check says more)",
                     what);
 }
 
@@ -145,7 +147,7 @@ int ferry_mutex_init(void *mem) {
   if (rc != 0)
     return ferry__err_ctx(rc, "mutex init");
   ferry__store_release(&m->magic, FERRY_MUTEX_MAGIC);
-  return 0;
+  return fault_check(mem, "init"); /* initialised private zeros? */
 }
 
 int ferry_mutex_lock(void *mem, int64_t timeout_ns) {
@@ -158,7 +160,7 @@ int ferry_mutex_lock(void *mem, int64_t timeout_ns) {
                       (long long)timeout_ns);
   rc = ferry_os_mutex_lock(((struct ferry_mutex_region *)mem)->os, id,
                            timeout_ns);
-  if ((rc == 0 || rc == FERRY_EOWNERDEAD) && ferry__fault_at(mem) != 0) {
+  if ((rc == 0 || rc == FERRY_EOWNERDEAD) && ferry__addr_lost(mem)) {
     /* locked a private copy: undo that, and say so */
     ferry_os_mutex_unlock(((struct ferry_mutex_region *)mem)->os, id);
     return fault_check(mem, "lock");

@@ -41,6 +41,7 @@ struct pending {
 
 struct ferry_pool {
   ferry_segment *seg;
+  struct ferry__guard *guard; /* the segment's registry entry, or NULL */
   struct ferry_pool_hdr *h;
   struct ferry_pool_slot *peers;
   struct ferry_pool_slot *me; /* NULL for observers */
@@ -298,7 +299,7 @@ static inline void prefetch(const void *addr) {
 /* 0, or FERRY_ESIZE once an access to the pool's segment faulted because
  * another process shrank it (src/guard.h). */
 static inline int pool_fault(const ferry_pool *p) {
-  return ferry__fault_at(p->h) == 0 ? 0 : ferry_segment_check(p->seg);
+  return ferry__guard_lost(p->guard) == 0 ? 0 : ferry_segment_check(p->seg);
 }
 
 /* The handle was not valid: the code, and a detail message saying why. */
@@ -434,9 +435,10 @@ static int pool_setup(ferry_pool *p, const ferry_pool_opts *o, int observe) {
     goto fail;
   }
   p->h = (struct ferry_pool_hdr *)ferry_segment_data(p->seg);
+  p->guard = ferry__segment_guard(p->seg);
   memcpy(&copy, p->h, 64); /* the immutable line, read once */
   rc = ferry__pool_validate(&copy, data_size);
-  if (ferry__fault_at(p->h) != 0) /* shrunk since the segment was opened */
+  if (ferry__guard_lost(p->guard) != 0) /* shrunk since the open */
     rc = ferry_segment_check(p->seg);
   else if (rc != 0)
     ferry__err_ctx(rc, "%s", ferry__segment_os_name(p->seg));

@@ -17,9 +17,10 @@
 
 struct ferry_segment {
   ferry_os_shm os;
-  uint8_t *base;        /* the whole object, mapped */
-  uint64_t map_len;     /* bytes mapped at base */
-  struct ferry_hdr hdr; /* validated copy of the header */
+  uint8_t *base;              /* the whole object, mapped */
+  struct ferry__guard *guard; /* its registry entry (NULL: cannot shrink) */
+  uint64_t map_len;           /* bytes mapped at base */
+  struct ferry_hdr hdr;       /* validated copy of the header */
   int readonly;
   int created;
   int global;                   /* named in Windows' Global\ namespace */
@@ -90,7 +91,7 @@ static void seg_free(ferry_segment *s) {
   if (!s)
     return;
   if (s->base)
-    ferry__unmap(s->base, s->map_len);
+    ferry__unmap(s->base, s->map_len, s->guard);
   ferry_os_shm_close(&s->os);
   free(s);
 }
@@ -139,17 +140,17 @@ static int seg_attach(ferry_segment *s, const char *expect_name, int by_name,
     } else {
       if (!s->base) {
         rc = ferry__map(&s->os, 0, size, map_flags(o, !s->readonly),
-                        (void **)&s->base);
+                        (void **)&s->base, &s->guard);
         if (rc != 0)
           return ferry__err_ctx(rc, "map %s", s->os_name);
         s->map_len = size;
       }
-      if (ferry__fault_at(s->base) != 0) /* shrunk since the stat */
+      if (ferry__guard_lost(s->guard) != 0) /* shrunk since the stat */
         return ferry_segment_check(s);
       if (ferry__load_acquire(&((struct ferry_hdr *)s->base)->state) != 0) {
         rc = ferry__hdr_validate(s->base, s->map_len, s->map_len, expect_name,
                                  &s->hdr);
-        if (ferry__fault_at(s->base) != 0)
+        if (ferry__guard_lost(s->guard) != 0)
           return ferry_segment_check(s);
         if (rc != FERRY_EAGAIN) {
           if (rc != 0)
@@ -298,7 +299,8 @@ static int seg_create(ferry_segment **out, uint32_t kind, const char *name,
     goto fail;
   ferry__err_clear(); /* a huge-page fallback is not an error */
 
-  rc = ferry__map(&s->os, 0, total, map_flags(o, 1), (void **)&s->base);
+  rc = ferry__map(&s->os, 0, total, map_flags(o, 1), (void **)&s->base,
+                  &s->guard);
   if (rc != 0) {
     ferry__err_ctx(rc, "map %s", s->os_name);
     goto fail_unlink;
@@ -490,6 +492,7 @@ int ferry_segment_unlink(const char *name, unsigned flags) {
      * creator died before writing its header has no magic yet: the message
      * says to remove it by hand.) */
     ferry_os_shm f;
+    struct ferry__guard *g = NULL;
     uint8_t *p = NULL;
     uint64_t size = 0;
     int removed, ours = 0;
@@ -499,9 +502,9 @@ int ferry_segment_unlink(const char *name, unsigned flags) {
     if (rc != 0)
       return rc;
     rc = ferry_os_shm_stat(&f, &size, &removed);
-    if (rc == 0 && size >= 8 && ferry__map(&f, 0, 8, 0, (void **)&p) == 0) {
-      ours = memcmp(p, FERRY_HDR_MAGIC, 8) == 0 && ferry__fault_at(p) == 0;
-      ferry__unmap(p, 8);
+    if (rc == 0 && size >= 8 && ferry__map(&f, 0, 8, 0, (void **)&p, &g) == 0) {
+      ours = memcmp(p, FERRY_HDR_MAGIC, 8) == 0 && ferry__guard_lost(g) == 0;
+      ferry__unmap(p, 8, g);
     }
     ferry_os_shm_close(&f);
     if (!ours)
@@ -547,7 +550,7 @@ int ferry_segment_check(const ferry_segment *seg) {
   int removed = 0;
   if (!seg)
     return FERRY_EINVAL;
-  at = ferry__fault_at(seg->base);
+  at = ferry__guard_lost(seg->guard);
   if (at == 0)
     return 0;
   if (ferry_os_shm_stat(&seg->os, &now, &removed) == 0 && now < seg->map_len)
@@ -629,6 +632,10 @@ int ferry__segment_waitpoint_open(const ferry_segment *seg, unsigned index,
              (unsigned long long)seg->hdr.creator_pid,
              (unsigned long long)seg->hdr.creator_start);
   return ferry_os_waitpoint_open(wp, key, seg->global, seg->hdr.mode, index);
+}
+
+struct ferry__guard *ferry__segment_guard(const ferry_segment *seg) {
+  return seg->guard;
 }
 
 uint32_t ferry__segment_payload(const ferry_segment *seg) {

@@ -19,12 +19,13 @@
 
 struct ferry_window {
   ferry_os_shm os;
-  uint64_t base;      /* object offset of the window's byte 0 (segments: the
-                         user data offset; files: 0) */
-  uint64_t size;      /* bytes the window covers, as at open */
-  uint64_t window;    /* the largest request at() serves */
-  uint64_t gran;      /* allocation granularity: view offsets are multiples */
-  uint8_t *view;      /* the current view, or NULL */
+  uint64_t base;   /* object offset of the window's byte 0 (segments: the
+                      user data offset; files: 0) */
+  uint64_t size;   /* bytes the window covers, as at open */
+  uint64_t window; /* the largest request at() serves */
+  uint64_t gran;   /* allocation granularity: view offsets are multiples */
+  uint8_t *view;   /* the current view, or NULL */
+  struct ferry__guard *view_guard; /* its registry entry, or NULL */
   uint64_t view_off;  /* object offset of the view (a multiple of gran) */
   uint64_t view_len;  /* bytes mapped at view */
   uint64_t pos;       /* where ferry_window_next() continues (window offset) */
@@ -43,8 +44,9 @@ static unsigned char empty_byte;
 
 static void view_drop(ferry_window *w) {
   if (w->view)
-    ferry__unmap(w->view, w->view_len);
+    ferry__unmap(w->view, w->view_len, w->view_guard);
   w->view = NULL;
+  w->view_guard = NULL;
   w->view_off = 0;
   w->view_len = 0;
 }
@@ -56,7 +58,7 @@ static void view_drop(ferry_window *w) {
 static int view_check(ferry_window *w) {
   uint64_t at, off, now = 0;
   int removed = 0;
-  if (!w->view || (at = ferry__fault_at(w->view)) == 0)
+  if (!w->view || (at = ferry__guard_lost(w->view_guard)) == 0)
     return 0;
   off = w->view_off + at - 1;
   view_drop(w);
@@ -79,6 +81,7 @@ static int view_map(ferry_window *w, uint64_t start, uint64_t len,
                     unsigned advice) {
   uint64_t end = w->base + w->size, now = 0;
   int removed = 0, rc;
+  struct ferry__guard *g;
   void *p;
   if (len > end - start)
     len = end - start;
@@ -98,11 +101,12 @@ static int view_map(ferry_window *w, uint64_t start, uint64_t len,
                       w->os_name, (unsigned long long)now,
                       (unsigned long long)end,
                       (unsigned long long)(start + len));
-  rc = ferry__map(&w->os, start, len, w->map_flags, &p);
+  rc = ferry__map(&w->os, start, len, w->map_flags, &p, &g);
   if (rc != 0)
     return ferry__err_ctx(rc, "%s: view of %llu bytes at %llu", w->os_name,
                           (unsigned long long)len, (unsigned long long)start);
   w->view = (uint8_t *)p;
+  w->view_guard = g;
   w->view_off = start;
   w->view_len = len;
   if (advice != FERRY_OS_ADVISE_NORMAL)
@@ -207,6 +211,7 @@ static int seg_header(ferry_window *w, uint64_t obj, const char *expect_name,
                       uint32_t kind) {
   struct ferry_hdr hdr;
   uint64_t len = FERRY_HDR_REGION;
+  struct ferry__guard *g;
   void *p;
   int rc;
   if (obj < FERRY_HDR_REGION)
@@ -217,14 +222,14 @@ static int seg_header(ferry_window *w, uint64_t obj, const char *expect_name,
   len = (len + w->gran - 1) / w->gran * w->gran;
   if (len > obj)
     len = obj;
-  rc = ferry__map(&w->os, 0, len, 0, &p);
+  rc = ferry__map(&w->os, 0, len, 0, &p, &g);
   if (rc != 0)
     return ferry__err_ctx(rc, "%s: header", w->os_name);
   rc = ferry__hdr_validate(p, len, obj, expect_name, &hdr);
-  if (ferry__fault_at(p) != 0) /* shrunk while we read */
+  if (ferry__guard_lost(g) != 0) /* shrunk while we read */
     rc = ferry__err(FERRY_ESIZE, "%s shrank while its header was read",
                     w->os_name);
-  ferry__unmap(p, len);
+  ferry__unmap(p, len, g);
   if (rc == FERRY_EAGAIN)
     return ferry__err(FERRY_EAGAIN,
                       "%s is still being created (its header is not "

@@ -17,6 +17,7 @@
 #include <windows.h>
 #else
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -157,6 +158,62 @@ static void test_many_mappings(void) {
   }
 }
 
+/* Threads open and close segments (registering and unregistering
+ * mappings) while this thread makes segments lose pages and touches them:
+ * each loss is pinned on its own segment, never on another. */
+struct churn {
+  int rounds;
+};
+
+static void *churn_main(void *arg) {
+  struct churn *c = (struct churn *)arg;
+  int i;
+  for (i = 0; i < c->rounds; i++) {
+    char name[80];
+    ferry_segment *s = NULL;
+    volatile uint8_t *d;
+    test_name(name, sizeof name, "churn");
+    ASSERT_OK(
+        ferry_segment_open(&s, name, FERRY_CREATE | FERRY_EXCL, 8192, NULL));
+    d = (volatile uint8_t *)ferry_segment_data(s);
+    d[8191] = (uint8_t)i;
+    ASSERT_EQ(d[8191], (uint8_t)i);
+    ASSERT_OK(ferry_segment_check(s));
+    ASSERT_OK(ferry_segment_close(s));
+    ASSERT_OK(ferry_segment_unlink(name, 0));
+  }
+  return NULL;
+}
+
+static void test_threads(void) {
+  enum { THREADS = 3 };
+  pthread_t t[THREADS];
+  struct churn c;
+  int i;
+  c.rounds = 150;
+  for (i = 0; i < THREADS; i++)
+    ASSERT_EQ(pthread_create(&t[i], NULL, churn_main, &c), 0);
+  for (i = 0; i < 20; i++) {
+    char name[80], path[4200];
+    ferry_segment *s = NULL;
+    volatile uint8_t *d;
+    test_name(name, sizeof name, "victim");
+    shm_path(name, path, sizeof path);
+    ASSERT_OK(ferry_segment_open(&s, name, FERRY_CREATE | FERRY_EXCL, 64 * 1024,
+                                 NULL));
+    d = (volatile uint8_t *)ferry_segment_data(s);
+    d[0] = 1;
+    shrink(path, seg_data_offset(s) + 4096);
+    ASSERT_EQ(d[40000], 0);
+    ASSERT_EQ(d[0], 1);
+    ASSERT_ERR(ferry_segment_check(s), FERRY_ESIZE);
+    ASSERT_OK(ferry_segment_close(s));
+    ASSERT_OK(ferry_segment_unlink(name, 0));
+  }
+  for (i = 0; i < THREADS; i++)
+    ASSERT_EQ(pthread_join(t[i], NULL), 0);
+}
+
 /* A sealed memfd: no other process can shrink it, even through /proc. */
 static void test_anon_sealed(void) {
   char path[128];
@@ -254,26 +311,60 @@ static void test_channel_broadcast(void) {
 /* A sender between reserve and commit: its message went to memory that was
  * cut off under it, so commit fails instead of publishing zeros. */
 static void test_channel_commit(void) {
-  char name[80], path[4200];
-  const uint64_t cap = 64 * 1024;
-  ferry_channel_opts o = FERRY_CHANNEL_OPTS_INIT;
-  ferry_channel *tx = NULL;
-  void *buf;
-  uint64_t total;
-  test_name(name, sizeof name, "commit");
-  shm_path(name, path, sizeof path);
-  o.capacity = cap;
-  ASSERT_OK(ferry_channel_open(&tx, name, FERRY_CREATE | FERRY_EXCL,
-                               FERRY_SENDER, &o));
-  total = seg_total(ferry_channel_segment(tx));
-  ASSERT_OK(ferry_channel_reserve(tx, 30000, &buf, 0));
-  shrink(path, total - cap + 4096); /* all but the ring's first page */
-  memset(buf, 1, 30000);
-  ASSERT_ERR(ferry_channel_commit(tx, 30000), FERRY_ESIZE);
-  ASSERT_CONTAINS(ferry_errmsg(), "shrunk to");
-  ASSERT_ERR(ferry_channel_commit(tx, 30000), FERRY_EINVAL); /* gone */
-  ASSERT_OK(ferry_channel_close(tx));
-  ASSERT_OK(ferry_segment_unlink(name, 0));
+  const uint32_t kinds[3] = {FERRY_CHANNEL_SPSC, FERRY_CHANNEL_MPSC,
+                             FERRY_CHANNEL_BROADCAST};
+  int k;
+  for (k = 0; k < 3; k++) {
+    char name[80], path[4200];
+    const uint64_t cap = 64 * 1024;
+    ferry_channel_opts o = FERRY_CHANNEL_OPTS_INIT;
+    ferry_channel *tx = NULL, *rx = NULL;
+    uint8_t got[16];
+    size_t len;
+    void *buf;
+    uint64_t total;
+    test_name(name, sizeof name, "commit");
+    shm_path(name, path, sizeof path);
+    o.capacity = cap;
+    o.kind = kinds[k];
+    ASSERT_OK(ferry_channel_open(&tx, name, FERRY_CREATE | FERRY_EXCL,
+                                 FERRY_SENDER, &o));
+    ASSERT_OK(ferry_channel_open(&rx, name, 0, FERRY_RECEIVER, &o));
+    total = seg_total(ferry_channel_segment(tx));
+    ASSERT_OK(ferry_channel_reserve(tx, 30000, &buf, 0));
+    shrink(path, total - cap + 4096); /* all but the ring's first page */
+    memset(buf, 1, 30000);
+    ASSERT_ERR(ferry_channel_commit(tx, 30000), FERRY_ESIZE);
+    ASSERT_CONTAINS(ferry_errmsg(), "shrunk to");
+    ASSERT_ERR(ferry_channel_commit(tx, 30000), FERRY_EINVAL); /* gone */
+    ASSERT_OK(ferry_channel_close(tx));
+    ASSERT_OK(ferry_channel_close(rx));
+    ASSERT_OK(ferry_segment_unlink(name, 0));
+
+    /* An empty message whose record header lands in a lost page: the
+     * payload is nothing, the header is all. Neither it nor the end of the
+     * stream reaches the receiver, and the sender is told. */
+    test_name(name, sizeof name, "empty");
+    shm_path(name, path, sizeof path);
+    ASSERT_OK(ferry_channel_open(&tx, name, FERRY_CREATE | FERRY_EXCL,
+                                 FERRY_SENDER, &o));
+    ASSERT_OK(ferry_channel_open(&rx, name, 0, FERRY_RECEIVER, &o));
+    total = seg_total(ferry_channel_segment(tx));
+    shrink(path, total - cap); /* the whole ring */
+    ASSERT_ERR(ferry_channel_send(tx, "", 0, 0), FERRY_ESIZE);
+    ASSERT_ERR(ferry_channel_close_send(tx), FERRY_ESIZE);
+    {
+      int rc = ferry_channel_recv(rx, got, sizeof got, &len, 0);
+      if (rc == 0)
+        TEST_FAIL("%s: received a message that was never sent",
+                  kind_name(kinds[k]));
+      ASSERT_TRUE(rc == FERRY_EAGAIN || rc == FERRY_ESIZE ||
+                  rc == FERRY_ECLOSED);
+    }
+    ASSERT_OK(ferry_channel_close(tx));
+    ASSERT_OK(ferry_channel_close(rx));
+    ASSERT_OK(ferry_segment_unlink(name, 0));
+  }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -314,40 +405,88 @@ static void test_pool(void) {
   ASSERT_OK(ferry_segment_unlink(name, 0));
 }
 
+/* A mutex in the page that was cut off: every call says so. A mutex in the
+ * part that is left keeps working, for this process and for others, even
+ * after this process lost pages elsewhere in the segment: it can always be
+ * unlocked. */
 static void test_mutex(void) {
-  char name[80], path[4200];
+  char name[80], path[4200], off[32];
+  const char *args[3];
   ferry_segment *s = NULL;
   const uint64_t size = 256 * 1024;
-  uint8_t *d;
-  void *m;
+  volatile uint8_t *d;
+  void *m, *front;
   test_name(name, sizeof name, "mutex");
   shm_path(name, path, sizeof path);
   ASSERT_OK(
       ferry_segment_open(&s, name, FERRY_CREATE | FERRY_EXCL, size, NULL));
-  d = (uint8_t *)ferry_segment_data(s);
-  m = d + size - 4096; /* in the last page */
+  d = (volatile uint8_t *)ferry_segment_data(s);
+  front = (void *)d;             /* in the first page */
+  m = (void *)(d + size - 4096); /* in the last page */
+  ASSERT_OK(ferry_mutex_init(front));
   ASSERT_OK(ferry_mutex_init(m));
   ASSERT_OK(ferry_mutex_lock(m, 0));
   ASSERT_OK(ferry_mutex_unlock(m));
+  ASSERT_OK(ferry_mutex_lock(front, 0)); /* held across the loss */
   shrink(path, seg_data_offset(s) + size / 2);
   ASSERT_ERR(ferry_mutex_lock(m, 0), FERRY_ESIZE);
-  ASSERT_CONTAINS(ferry_errmsg(), "shrunk");
+  ASSERT_CONTAINS(ferry_errmsg(), "shrunk below it");
   ASSERT_ERR(ferry_mutex_lock(m, 1000000), FERRY_ESIZE);
+  ASSERT_ERR(ferry_mutex_init(m), FERRY_ESIZE);
   ASSERT_ERR(ferry_segment_check(s), FERRY_ESIZE);
+  ASSERT_EQ(d[size - 1], 0);
+  ASSERT_OK(ferry_mutex_unlock(front));
+  /* another process locks the front mutex: it was really released */
+  snprintf(off, sizeof off, "%d", 0);
+  args[0] = name;
+  args[1] = off;
+  args[2] = NULL;
+  ASSERT_EQ(test_wait(test_spawn("lock", args), test_timeout_ms(60000)), 0);
+  ASSERT_OK(ferry_mutex_lock(front, 0));
+  ASSERT_OK(ferry_mutex_unlock(front));
   ASSERT_OK(ferry_segment_close(s));
   ASSERT_OK(ferry_segment_unlink(name, 0));
+}
+
+/* argv: segment, offset: lock the mutex at that offset of its data (10 s
+ * at most), unlock it. The segment's size check at open is skipped by
+ * opening the object behind a descriptor of our own. */
+static int role_lock(int argc, char **argv) {
+  char path[4200];
+  ferry_segment *s = NULL;
+  int fd, rc;
+  uint8_t *d;
+  (void)argc;
+  shm_path(argv[0], path, sizeof path);
+  fd = open(path, O_RDWR);
+  ASSERT_TRUE(fd >= 0);
+  /* It is short now: open fails its size check (FERRY_ESIZE)... */
+  ASSERT_ERR(ferry_segment_open_handle(&s, (ferry_handle)fd, 0, NULL),
+             FERRY_ESIZE);
+  /* ...so map what is left by hand, as any program may. */
+  d = (uint8_t *)mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ASSERT_TRUE(d != (uint8_t *)MAP_FAILED);
+  d += 4096 + atoi(argv[1]); /* the data offset of a named segment */
+  rc = ferry_mutex_lock(d, INT64_C(10000000000));
+  if (rc != 0)
+    TEST_FAIL("lock: %s: %s", ferry_err_name(rc), ferry_errmsg());
+  ASSERT_OK(ferry_mutex_unlock(d));
+  close(fd);
+  return 0;
 }
 
 /* ---------------------------------------------------------------------- */
 /* Other SIGBUS handlers                                                  */
 
-/* A file of SIZE bytes, mapped shared, then truncated to nothing by
- * another process: touching it raises a SIGBUS that is not ferry's. */
-static volatile uint8_t *foreign_mapping(const char *tag, size_t size) {
+/* A file of SIZE bytes in directory DIR, mapped shared, then truncated to
+ * nothing by another process: touching it raises a SIGBUS that is not
+ * ferry's. */
+static volatile uint8_t *foreign_mapping(const char *dir, const char *tag,
+                                         size_t size) {
   char path[4200];
   int fd;
   void *p;
-  snprintf(path, sizeof path, "%s/%s", test_tmpdir(), tag);
+  snprintf(path, sizeof path, "%s/%s", dir, tag);
   fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
   ASSERT_TRUE(fd >= 0);
   ASSERT_EQ(ftruncate(fd, (off_t)size), 0);
@@ -360,14 +499,22 @@ static volatile uint8_t *foreign_mapping(const char *tag, size_t size) {
 }
 
 static volatile sig_atomic_t own_calls, own_recovered;
-
-/* The program's own handler: patches a foreign fault itself (so that the
- * access can be retried) and counts; in "recover" mode it first offers the
- * fault to ferry. */
 static int own_mode_recover;
-static void own_handler(int sig, siginfo_t *si, void *uc) {
+static sigjmp_buf own_jump;
+
+/* Puts a private page over the faulting one, so that the access can be
+ * retried. */
+static void patch_page(void *addr) {
   long pg = sysconf(_SC_PAGESIZE);
-  uintptr_t a = (uintptr_t)si->si_addr & ~(uintptr_t)(pg - 1);
+  uintptr_t a = (uintptr_t)addr & ~(uintptr_t)(pg - 1);
+  if (mmap((void *)a, (size_t)pg, PROT_READ | PROT_WRITE,
+           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+    _exit(99);
+}
+
+/* The program's own handler: patches a foreign fault itself and counts; in
+ * "recover" mode it first offers the fault to ferry. */
+static void own_handler(int sig, siginfo_t *si, void *uc) {
   (void)sig;
   (void)uc;
   own_calls++;
@@ -375,16 +522,36 @@ static void own_handler(int sig, siginfo_t *si, void *uc) {
     own_recovered++;
     return;
   }
-  if (mmap((void *)a, (size_t)pg, PROT_READ | PROT_WRITE,
-           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
-    _exit(99);
+  patch_page(si->si_addr);
 }
 
-static void install_own_handler(void) {
+/* A handler without SA_SIGINFO that jumps out of the fault. */
+static void jump_handler(int sig) {
+  (void)sig;
+  own_calls++;
+  siglongjmp(own_jump, 1);
+}
+
+/* A handler that only counts (with SA_RESETHAND the next one kills). */
+static void count_handler(int sig) {
+  (void)sig;
+  own_calls++;
+}
+
+static void install_info(void (*fn)(int, siginfo_t *, void *), int flags) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_sigaction = own_handler;
-  sa.sa_flags = SA_SIGINFO;
+  sa.sa_sigaction = fn;
+  sa.sa_flags = flags | SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  ASSERT_EQ(sigaction(SIGBUS, &sa, NULL), 0);
+}
+
+static void install_plain(void (*fn)(int), int flags) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = fn;
+  sa.sa_flags = flags;
   sigemptyset(&sa.sa_mask);
   ASSERT_EQ(sigaction(SIGBUS, &sa, NULL), 0);
 }
@@ -409,14 +576,40 @@ static void test_chained_handler(void) {
   char name[80];
   volatile uint8_t *d, *f;
   ferry_segment *s;
-  install_own_handler();
+  install_info(own_handler, 0);
   s = cut_segment(name, sizeof name, &d);
   ASSERT_EQ(d[12345], 0);
   ASSERT_EQ(own_calls, 0); /* ferry's fault, handled by ferry */
   ASSERT_ERR(ferry_segment_check(s), FERRY_ESIZE);
-  f = foreign_mapping("foreign.bin", 65536);
+  f = foreign_mapping(test_tmpdir(), "foreign.bin", 65536);
   ASSERT_EQ(f[100], 0);
   ASSERT_EQ(own_calls, 1); /* not ferry's: passed on */
+  ASSERT_EQ(f[5000], 0);
+  ASSERT_EQ(own_calls, 2);
+  ASSERT_OK(ferry_segment_close(s));
+  ASSERT_OK(ferry_segment_unlink(name, 0));
+}
+
+/* A plain handler with SA_NODEFER that jumps out of every fault: without
+ * ferry it can do that again and again (SIGBUS is never left blocked), and
+ * so it can with ferry's handler in front of it. */
+static void test_chained_nodefer_longjmp(void) {
+  char name[80];
+  volatile uint8_t *d, *f;
+  ferry_segment *s;
+  int i;
+  install_plain(jump_handler, SA_NODEFER);
+  s = cut_segment(name, sizeof name, &d);
+  ASSERT_EQ(d[1], 0); /* installs ferry's */
+  f = foreign_mapping(test_tmpdir(), "jump.bin", 65536);
+  for (i = 0; i < 3; i++) {
+    if (sigsetjmp(own_jump, 0) == 0) {
+      (void)f[i * 4096];
+      TEST_FAIL("no fault");
+    }
+  }
+  ASSERT_EQ(own_calls, 3);
+  ASSERT_EQ(d[2], 0); /* ferry's own still work */
   ASSERT_OK(ferry_segment_close(s));
   ASSERT_OK(ferry_segment_unlink(name, 0));
 }
@@ -430,7 +623,7 @@ static void test_guard_off(void) {
   struct sigaction cur;
   ASSERT_OK(ferry_fault_guard(0));
   own_mode_recover = 1;
-  install_own_handler();
+  install_info(own_handler, 0);
   s = cut_segment(name, sizeof name, &d);
   ASSERT_EQ(sigaction(SIGBUS, NULL, &cur), 0);
   ASSERT_TRUE(cur.sa_sigaction == own_handler); /* still ours */
@@ -438,7 +631,7 @@ static void test_guard_off(void) {
   ASSERT_EQ(own_calls, 1);
   ASSERT_EQ(own_recovered, 1);
   ASSERT_ERR(ferry_segment_check(s), FERRY_ESIZE);
-  f = foreign_mapping("foreign2.bin", 65536);
+  f = foreign_mapping(test_tmpdir(), "foreign2.bin", 65536);
   ASSERT_EQ(f[0], 0);
   ASSERT_EQ(own_calls, 2);
   ASSERT_EQ(own_recovered, 1); /* ferry declined the foreign one */
@@ -446,51 +639,68 @@ static void test_guard_off(void) {
   ASSERT_OK(ferry_segment_unlink(name, 0));
 }
 
-/* Roles that must die of SIGBUS although ferry's handler is installed. */
+/* Roles that end as the disposition before ferry says (argv: a scratch
+ * directory of the parent's, which removes it: a process that dies of a
+ * signal cannot clean up its own). */
 static void no_core(void) {
   struct rlimit rl = {0, 0};
   setrlimit(RLIMIT_CORE, &rl);
   signal(SIGBUS, SIG_DFL); /* also under AddressSanitizer, which has one */
 }
 
-static int role_foreign_fault(int argc, char **argv) {
+/* argv: dir, mode: "dfl" (the default action: death by SIGBUS on a
+ * foreign fault), "resethand" (a counting handler with SA_RESETHAND: the
+ * first foreign fault reaches it, the second kills), "sent" (kill(self,
+ * SIGBUS) with the default: death), "ignored" (kill(self, SIGBUS) while
+ * ignored: survives, exit 0). */
+static int role_disposition(int argc, char **argv) {
   char name[80];
+  const char *mode = argv[1];
   volatile uint8_t *d, *f;
   ferry_segment *s;
   (void)argc;
-  (void)argv;
   no_core();
+  if (strcmp(mode, "resethand") == 0)
+    install_plain(count_handler, SA_RESETHAND);
+  if (strcmp(mode, "ignored") == 0)
+    signal(SIGBUS, SIG_IGN);
   s = cut_segment(name, sizeof name, &d);
-  ASSERT_EQ(d[0], 0); /* ferry's: survived */
   ASSERT_OK(ferry_segment_unlink(name, 0));
-  f = foreign_mapping("foreign3.bin", 65536);
-  printf("touching a foreign mapping beyond its end\n");
-  fflush(stdout);
+  ASSERT_EQ(d[0], 0); /* ferry's: survived */
+  if (strcmp(mode, "sent") == 0 || strcmp(mode, "ignored") == 0) {
+    kill(getpid(), SIGBUS); /* sent, not a fault */
+    ferry_segment_close(s);
+    return 0;
+  }
+  f = foreign_mapping(argv[0], "foreign3.bin", 65536);
+  if (strcmp(mode, "resethand") == 0) {
+    (void)f[10]; /* returns from count_handler: retried, faults again */
+    TEST_FAIL("survived a second foreign fault after SA_RESETHAND");
+  }
   (void)f[10]; /* not ferry's: the default action, death by SIGBUS */
   ferry_segment_close(s);
   return 0;
 }
 
-static int role_sent_sigbus(int argc, char **argv) {
-  char name[80];
-  volatile uint8_t *d;
-  ferry_segment *s;
-  (void)argc;
-  (void)argv;
-  no_core();
-  s = cut_segment(name, sizeof name, &d);
-  ASSERT_OK(ferry_segment_unlink(name, 0));
-  kill(getpid(), SIGBUS); /* sent, not a fault: the default action */
-  ferry_segment_close(s);
-  return 0;
-}
-
-static void test_default_action_kept(void) {
-  ASSERT_EQ(
-      test_wait(test_spawn("foreign-fault", NULL), test_timeout_ms(30000)),
-      128 + SIGBUS);
-  ASSERT_EQ(test_wait(test_spawn("sent-sigbus", NULL), test_timeout_ms(30000)),
-            128 + SIGBUS);
+static void test_dispositions_kept(void) {
+  static const struct {
+    const char *mode;
+    int code;
+  } cases[] = {{"dfl", 128 + SIGBUS},
+               {"resethand", 128 + SIGBUS},
+               {"sent", 128 + SIGBUS},
+               {"ignored", 0}};
+  size_t i;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *args[3];
+    int code;
+    args[0] = test_tmpdir();
+    args[1] = cases[i].mode;
+    args[2] = NULL;
+    code = test_wait(test_spawn("disposition", args), test_timeout_ms(30000));
+    if (code != cases[i].code)
+      TEST_FAIL("%s: exit %d, expected %d", cases[i].mode, code, cases[i].code);
+  }
 }
 
 #else /* _WIN32 */
@@ -532,6 +742,7 @@ int main(int argc, char **argv) {
 #ifndef _WIN32
       {"segment", test_segment},
       {"many_mappings", test_many_mappings},
+      {"threads", test_threads},
       {"anon_sealed", test_anon_sealed},
       {"channel_spsc", test_channel_spsc},
       {"channel_mpsc", test_channel_mpsc},
@@ -540,17 +751,16 @@ int main(int argc, char **argv) {
       {"pool", test_pool},
       {"mutex", test_mutex},
       {"chained_handler", test_chained_handler},
+      {"chained_nodefer_longjmp", test_chained_nodefer_longjmp},
       {"guard_off", test_guard_off},
-      {"default_action_kept", test_default_action_kept},
+      {"dispositions_kept", test_dispositions_kept},
 #else
       {"windows_refuses", test_windows_refuses},
 #endif
       {NULL, NULL}};
 #ifndef _WIN32
   static const struct test_role roles[] = {
-      {"foreign-fault", role_foreign_fault},
-      {"sent-sigbus", role_sent_sigbus},
-      {NULL, NULL}};
+      {"lock", role_lock}, {"disposition", role_disposition}, {NULL, NULL}};
 #else
   static const struct test_role *roles = NULL;
 #endif

@@ -88,7 +88,7 @@ int64_t test_timeout_ms(int64_t base_ms) {
 }
 
 const char *test_name(char *buf, size_t cap, const char *tag) {
-  static unsigned counter;
+  static _Atomic unsigned counter; /* tests may name segments in threads */
   snprintf(buf, cap, "t%ld-%u-%s", test_getpid(), ++counter, tag);
   return buf;
 }
@@ -98,8 +98,17 @@ static void rm_tmpdir(void) {
     rmdir(tmpdir); /* only succeeds when the tests cleaned up */
 }
 
+/* A scratch directory is shared with helper processes through this
+ * variable: a helper that dies of a signal cannot remove one of its own. */
+#define SHARED_TMPDIR_ENV "FERRY_TEST_SHARED_TMPDIR"
+
 const char *test_tmpdir(void) {
   if (!tmpdir[0]) {
+    const char *shared = getenv(SHARED_TMPDIR_ENV);
+    if (shared && shared[0] && strlen(shared) < sizeof tmpdir) {
+      snprintf(tmpdir, sizeof tmpdir, "%s", shared); /* the creator's */
+      return tmpdir;
+    }
 #ifdef _WIN32
     char base[PATH_MAX];
     unsigned i;
@@ -122,6 +131,11 @@ const char *test_tmpdir(void) {
       TEST_FAIL("mkdtemp %s: %s", tmpdir, strerror(errno));
 #endif
     atexit(rm_tmpdir);
+#ifdef _WIN32
+    _putenv_s(SHARED_TMPDIR_ENV, tmpdir);
+#else
+    setenv(SHARED_TMPDIR_ENV, tmpdir, 1);
+#endif
   }
   return tmpdir;
 }

@@ -658,42 +658,79 @@ int ferry_os_shm_can_shrink(const ferry_os_shm *o) {
   return 1;
 }
 
-/* The handler's state: written under fault_lock by ferry_os_fault_handler,
- * read by the handler (which is installed only after both are set). */
+/* The handler's state. FAULT_PREV is the disposition ferry's handler
+ * replaced, which gets every SIGBUS that is not about a ferry mapping;
+ * written under fault_lock (and by the handler itself for SA_RESETHAND). */
 static struct sigaction fault_prev;
 static int (*fault_recover)(void *addr);
 static int fault_installed;
 static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static void fault_on_sigbus(int sig, siginfo_t *si, void *uc);
+
+static int is_ours(const struct sigaction *sa) {
+  return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == fault_on_sigbus;
+}
+
+/* A fault that happens again when the access is retried (the default
+ * action then follows by itself), as opposed to a sent or asynchronous
+ * signal (kill, BUS_MCEERR_AO). */
+static int fault_recurs(const siginfo_t *si) {
+  if (!si || si->si_code <= 0)
+    return 0;
+  return si->si_code == BUS_ADRERR || si->si_code == BUS_ADRALN ||
+#ifdef BUS_MCEERR_AR
+         si->si_code == BUS_MCEERR_AR ||
+#endif
+         si->si_code == BUS_OBJERR;
+}
+
+/* Installed with SA_NODEFER, so that SIGBUS is blocked while the previous
+ * handler runs only if it asked for that, as it would be without ferry
+ * (a handler that longjmps out leaves the mask as it expects). */
 static void fault_on_sigbus(int sig, siginfo_t *si, void *uc) {
   int saved = errno;
-  struct sigaction dfl;
+  struct sigaction prev = fault_prev;
+  sigset_t mask, old;
   if (si && si->si_code == BUS_ADRERR && fault_recover &&
       fault_recover(si->si_addr)) {
     errno = saved; /* retried: the access now reaches private zero pages */
     return;
   }
-  errno = saved;
-  if (fault_prev.sa_flags & SA_SIGINFO) {
-    if (fault_prev.sa_sigaction) {
-      fault_prev.sa_sigaction(sig, si, uc);
-      return;
-    }
-  } else if (fault_prev.sa_handler == SIG_IGN) {
-    if (!si || si->si_code <= 0)
-      return; /* sent, and ignored before ferry came */
-  } else if (fault_prev.sa_handler != SIG_DFL) {
-    fault_prev.sa_handler(sig);
+  if (prev.sa_handler == SIG_IGN && !fault_recurs(si)) {
+    errno = saved; /* sent, and ignored before ferry came */
     return;
   }
-  /* The default action: a fault recurs when the access is retried; a sent
-   * signal is raised again. */
-  memset(&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  sigaction(SIGBUS, &dfl, NULL);
-  if (!si || si->si_code <= 0)
-    raise(sig);
+  if (prev.sa_handler == SIG_DFL || prev.sa_handler == SIG_IGN) {
+    /* The default action (the kernel forces it on an ignored fault too):
+     * a fault recurs when the access is retried, anything else is raised
+     * again. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGBUS, &dfl, NULL);
+    if (!fault_recurs(si))
+      raise(sig);
+    errno = saved;
+    return;
+  }
+  if (prev.sa_flags & SA_RESETHAND) { /* one call, then the default */
+    memset(&fault_prev, 0, sizeof fault_prev);
+    fault_prev.sa_handler = SIG_DFL;
+  }
+  mask = prev.sa_mask;
+  if (!(prev.sa_flags & SA_NODEFER))
+    sigaddset(&mask, sig);
+  pthread_sigmask(SIG_BLOCK, &mask, &old);
+  errno = saved;
+  if (prev.sa_flags & SA_SIGINFO)
+    prev.sa_sigaction(sig, si, uc);
+  else
+    prev.sa_handler(sig);
+  saved = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = saved;
 }
 
 int ferry_os_fault_handler(int on, int (*recover)(void *addr)) {
@@ -703,18 +740,26 @@ int ferry_os_fault_handler(int on, int (*recover)(void *addr)) {
   if (on && !fault_installed) {
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = fault_on_sigbus;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
     fault_recover = recover;
-    if (sigaction(SIGBUS, NULL, &fault_prev) != 0 ||
-        sigaction(SIGBUS, &sa, NULL) != 0)
+    /* Learn the current disposition first, so that a SIGBUS arriving
+     * between the swap and the bookkeeping finds it; the swap itself is
+     * one call, so a handler installed meanwhile is not lost. A disposition
+     * that is ferry's own (the program put back what it had saved) keeps
+     * the one ferry replaced, so that ferry never calls itself. */
+    if (sigaction(SIGBUS, NULL, &cur) == 0 && !is_ours(&cur))
+      fault_prev = cur;
+    if (sigaction(SIGBUS, &sa, &cur) != 0)
       rc = os_err(errno, "sigaction(SIGBUS)");
-    else
+    else {
+      if (!is_ours(&cur))
+        fault_prev = cur;
       fault_installed = 1;
+    }
   } else if (!on && fault_installed) {
     /* Put the previous handler back, unless someone replaced ours. */
-    if (sigaction(SIGBUS, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
-        cur.sa_sigaction == fault_on_sigbus)
+    if (sigaction(SIGBUS, NULL, &cur) == 0 && is_ours(&cur))
       sigaction(SIGBUS, &fault_prev, NULL);
     fault_installed = 0;
   }

@@ -892,9 +892,14 @@ int ferry_channel_commit(ferry_channel *ch, size_t len) {
                 FERRY_REC_COMMIT | FERRY_REC_PAD |
                     (uint32_t)(ch->res_end - end - ch->rh),
                 0);
-    rec_write(ch, ch->res_pos, FERRY_REC_COMMIT | (uint32_t)len, 0);
-    rc = chan_fault(ch); /* the record itself went to lost memory */
+    rc = chan_fault(ch); /* the padding went to lost memory */
     if (rc != 0) {
+      ferry_channel_abort(ch); /* the whole claim becomes padding */
+      return rc;
+    }
+    rec_write(ch, ch->res_pos, FERRY_REC_COMMIT | (uint32_t)len, 0);
+    rc = chan_fault(ch); /* the record itself went to lost memory: it */
+    if (rc != 0) {       /* reached nobody */
       ch->reserved = 0;
       return rc;
     }
@@ -963,11 +968,18 @@ int ferry_channel_send(ferry_channel *ch, const void *msg, size_t len,
 }
 
 int ferry_channel_close_send(ferry_channel *ch) {
+  int rc;
   if (!ch || ch->role != FERRY_SENDER)
     return FERRY_EINVAL;
+  /* A channel that lost memory under this sender may have lost messages
+   * it sent: no clean end of the stream then (receivers must not take it
+   * for complete). */
+  rc = chan_fault(ch);
+  if (rc != 0)
+    return rc;
   ferry__store_release(&ch->h->closed, 1u);
   ferry__waitq_wake(&ch->h->rx, &ch->wp_rx);
-  return chan_fault(ch); /* the end of the stream may not have arrived */
+  return chan_fault(ch); /* the flag itself went to lost memory */
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1241,6 +1253,8 @@ static int recv_ready(void *ctx) {
   if (n != 0)
     return n;
   n = collect(w->ch, w->msgs, w->max);
+  if (n == 0 && (n = chan_fault(w->ch)) != 0)
+    return n; /* collect read zeros where a record should be */
   if (n == 0 && w->ch->kind == FERRY_CHANNEL_MPSC &&
       w->ch->liveness_ns != INT64_MAX) {
     ferry_channel *ch = w->ch;

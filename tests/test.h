@@ -109,6 +109,12 @@ const char *test_name(char *buf, size_t cap, const char *tag);
  * is not guaranteed: tests remove what they create). */
 const char *test_tmpdir(void);
 
+/* Makes test_tmpdir() return DIR (another process's scratch directory),
+ * before its first call: for a helper that dies of a signal and so cannot
+ * remove a directory of its own. Names in DIR must not clash with the
+ * owner's (test_exec and test_run put the pid in theirs). */
+void test_use_tmpdir(const char *dir);
+
 /* Timeouts for waiting on other processes, scaled by the environment
  * variable FERRY_TEST_TIMEOUT_MULTIPLIER (for sanitizers and Wine). */
 int64_t test_timeout_ms(int64_t base_ms);

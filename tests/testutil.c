@@ -98,17 +98,14 @@ static void rm_tmpdir(void) {
     rmdir(tmpdir); /* only succeeds when the tests cleaned up */
 }
 
-/* A scratch directory is shared with helper processes through this
- * variable: a helper that dies of a signal cannot remove one of its own. */
-#define SHARED_TMPDIR_ENV "FERRY_TEST_SHARED_TMPDIR"
+void test_use_tmpdir(const char *dir) {
+  if (tmpdir[0] || strlen(dir) >= sizeof tmpdir)
+    TEST_FAIL("test_use_tmpdir(%s): too late, or too long", dir);
+  snprintf(tmpdir, sizeof tmpdir, "%s", dir); /* not ours: never removed */
+}
 
 const char *test_tmpdir(void) {
   if (!tmpdir[0]) {
-    const char *shared = getenv(SHARED_TMPDIR_ENV);
-    if (shared && shared[0] && strlen(shared) < sizeof tmpdir) {
-      snprintf(tmpdir, sizeof tmpdir, "%s", shared); /* the creator's */
-      return tmpdir;
-    }
 #ifdef _WIN32
     char base[PATH_MAX];
     unsigned i;
@@ -131,11 +128,6 @@ const char *test_tmpdir(void) {
       TEST_FAIL("mkdtemp %s: %s", tmpdir, strerror(errno));
 #endif
     atexit(rm_tmpdir);
-#ifdef _WIN32
-    _putenv_s(SHARED_TMPDIR_ENV, tmpdir);
-#else
-    setenv(SHARED_TMPDIR_ENV, tmpdir, 1);
-#endif
   }
   return tmpdir;
 }
@@ -238,8 +230,9 @@ int test_exec(const char *path, const char *const *argv, const char *in,
   char o[PATH_MAX + 32], e[PATH_MAX + 32];
   static unsigned n;
   long pid;
-  snprintf(o, sizeof o, "%s/exec%u.out", test_tmpdir(), ++n);
-  snprintf(e, sizeof e, "%s/exec%u.err", test_tmpdir(), n);
+  /* the pid too: helpers share the scratch directory */
+  snprintf(o, sizeof o, "%s/exec%ld-%u.out", test_tmpdir(), test_getpid(), ++n);
+  snprintf(e, sizeof e, "%s/exec%ld-%u.err", test_tmpdir(), test_getpid(), n);
   pid = proc_spawn(path, argv, in ? in : NULL_DEVICE, o, e);
   if (pid <= 0)
     TEST_FAIL("cannot start %s", path);
@@ -270,8 +263,8 @@ int test_run(const char *cmdline, char *out, size_t out_cap, char *err,
   const char *argv[4];
   static unsigned n;
   long pid;
-  snprintf(o, sizeof o, "%s/run%u.out", test_tmpdir(), ++n);
-  snprintf(e, sizeof e, "%s/run%u.err", test_tmpdir(), n);
+  snprintf(o, sizeof o, "%s/run%ld-%u.out", test_tmpdir(), test_getpid(), ++n);
+  snprintf(e, sizeof e, "%s/run%ld-%u.err", test_tmpdir(), test_getpid(), n);
   /* braces: the redirections apply to every command of the line */
   if (snprintf(full, sizeof full, "{ %s\n} >'%s' 2>'%s' </dev/null", cmdline, o,
                e) >= (int)sizeof full)

@@ -877,11 +877,8 @@ int ferry_channel_commit(ferry_channel *ch, size_t len) {
     return FERRY_EINVAL;
   if (len > ch->res_len)
     return FERRY_EMSGSIZE;
-  rc = chan_fault(ch); /* the message may have gone to private zero pages */
-  if (rc != 0) {
-    ferry_channel_abort(ch); /* an MPSC claim becomes padding, if seen */
-    return rc;
-  }
+  /* The message may have gone to private zero pages: both paths below
+   * check (chan_fault) after their writes and before they publish. */
   end = ch->res_pos + rec_size(ch, len);
   if (ch->kind == FERRY_CHANNEL_MPSC) {
     /* A shorter message leaves a gap in our claim: a PAD record fills it.
@@ -892,7 +889,7 @@ int ferry_channel_commit(ferry_channel *ch, size_t len) {
                 FERRY_REC_COMMIT | FERRY_REC_PAD |
                     (uint32_t)(ch->res_end - end - ch->rh),
                 0);
-    rc = chan_fault(ch); /* the padding went to lost memory */
+    rc = chan_fault(ch); /* the payload or the padding went to lost memory */
     if (rc != 0) {
       ferry_channel_abort(ch); /* the whole claim becomes padding */
       return rc;
@@ -910,7 +907,7 @@ int ferry_channel_commit(ferry_channel *ch, size_t len) {
                     (uint32_t)(ch->res_pos - ch->res_start - ch->rh),
                 0);
     rec_write(ch, ch->res_pos, FERRY_REC_COMMIT | (uint32_t)len, ch->seq++);
-    rc = chan_fault(ch); /* a record went to lost memory: do not publish */
+    rc = chan_fault(ch); /* payload or record lost: do not publish */
     if (rc != 0) {
       ch->reserved = 0;
       return rc;
